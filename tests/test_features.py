@@ -1,0 +1,82 @@
+"""Rendering and tokenisation: spans, key-token masks through the offset mapping, MAE masks."""
+
+import pytest
+
+from tlkit.data.features import encode
+from tlkit.data.mae import ErrorDetector
+from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.data.render import render, render_prompt
+
+TOOLS = tuple(Tool(name, f"{name} tool", {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})
+              for name in ("getPaperDetails", "getPapersByKeywords", "finish"))
+
+
+def trajectory(gold: str, feedback: str = "ok", tools=TOOLS) -> Trajectory:
+    return Trajectory("t", tools, (
+        Message("user", "Find papers on tool learning."),
+        Message("assistant", "", (ToolCall(gold, {"query": "tool learning"}),)),
+        Message("tool", feedback),
+        Message("assistant", "Here they are."),
+    ))
+
+
+def key_token_texts(record: Trajectory, tokenizer, format="paper") -> list[tuple[int, int]]:
+    features = encode(record, tokenizer, format)
+    return [i for i, k in enumerate(features["key_mask"]) if k], features
+
+
+@pytest.mark.parametrize("format", ["paper", "json"])
+def test_key_tokens_cover_the_design_doc_positions(tokenizer, format):
+    record = trajectory("getPapersByKeywords")
+    text = render(record, format, tokenizer).text
+    name_start = text.index("getPapersByKeywords", text.index("Assistant:"))
+    keys, features = key_token_texts(record, tokenizer, format)
+    offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    covered = [(offsets[i][0], offsets[i][1]) for i in keys]
+    # one key token covers the name's first character, one the "s" after "getPaper"
+    assert len(keys) == 2
+    assert covered[0][0] <= name_start < covered[0][1]
+    assert covered[1][0] <= name_start + len("getPaper") < covered[1][1]
+    assert all(features["turn_ids"][i] == 0 for i in keys)
+
+    keys, _ = key_token_texts(trajectory("finish"), tokenizer, format)
+    assert len(keys) == 1
+
+
+def test_prefix_names_key_token_follows_the_name(tokenizer):
+    tools = tuple(Tool(n) for n in ("search", "search_all"))
+    record = Trajectory("p", tools, (Message("user", "q"), Message("assistant", "", (ToolCall("search", {}),))))
+    text = render(record, "paper", tokenizer).text
+    after_name = text.index("search()", text.index("Assistant:")) + len("search")
+    keys, _ = key_token_texts(record, tokenizer)
+    offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    assert any(offsets[i][0] <= after_name < offsets[i][1] for i in keys)
+
+
+def test_targets_are_the_assistant_turns_and_prompt_is_their_prefix(tokenizer):
+    record = trajectory("getPaperDetails")
+    rendered = render(record, "paper", tokenizer)
+    assert [t.message_index for t in rendered.targets] == [1, 3]
+    first = rendered.targets[0]
+    assert rendered.text[first.start:first.end] == " getPaperDetails(query='tool learning')" + tokenizer.eos_token
+    prompt = render_prompt(record, 1, "paper", tokenizer)
+    assert rendered.text.startswith(prompt) and prompt.endswith("Assistant:")
+    features = encode(record, tokenizer, "paper")
+    supervised = tokenizer.decode([t for t, turn in zip(features["input_ids"], features["turn_ids"]) if turn == 0])
+    assert supervised.strip() == "getPaperDetails(query='tool learning')" + tokenizer.eos_token
+
+
+def test_mae_masks_the_failed_call_but_keeps_it_in_context(tokenizer):
+    failed = trajectory("getPaperDetails", "Status Code: 404. Response: not found")
+    features = encode(failed, tokenizer, "paper", detector=ErrorDetector())
+    assert features["n_turns"] == 1 and features["masked"] == ["regex: \\b(status code|http)\\s*:?\\s*[45]\\d\\d\\b"]
+    text = tokenizer.decode(features["input_ids"])
+    assert "getPaperDetails(query='tool learning')" in text  # still context
+    trained = tokenizer.decode([t for t, turn in zip(features["input_ids"], features["turn_ids"]) if turn >= 0])
+    assert "getPaperDetails" not in trained and "Here they are." in trained
+    assert encode(failed, tokenizer, "paper")["n_turns"] == 2  # MAE off: both turns train
+
+
+def test_truncation_is_counted(tokenizer):
+    features = encode(trajectory("finish"), tokenizer, "paper", max_length=16)
+    assert features["truncated"] and len(features["input_ids"]) == 16 == features["length"]

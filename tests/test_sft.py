@@ -1,0 +1,90 @@
+"""WeightedSFT end to end: one-pass multi-turn training, a short fit with logs, DDP on two CPU processes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from tlkit.cli import main
+from tlkit.data.features import encode
+from tlkit.data.mae import ErrorDetector
+from tlkit.data.readers import read_trajectories
+from tlkit.modules.sft import WeightedSFT
+from tlkit.weighting import KeyTokenWeighting
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = str(ROOT / "experiments/models/tiny-llama")
+
+
+def test_one_pass_gives_the_per_turn_expansion_losses(tokenizer, shared_data):
+    """Training every turn in one pass equals the reference's one sample per turn, turn by turn."""
+    torch.manual_seed(0)
+    module = WeightedSFT(MODEL, tokenizer).eval()
+    records = read_trajectories(str(shared_data / "toolalpaca_golden/golden-eval_real.json"), "toolalpaca_golden")
+    record = next(r for r in records if sum(m.role == "assistant" for m in r.messages) >= 3)
+    f = encode(record, tokenizer, "paper", detector=ErrorDetector())
+    assert f["n_turns"] >= 3
+    ids, turns = torch.tensor([f["input_ids"]]), torch.tensor([f["turn_ids"]])
+    keys, ends = torch.tensor([f["key_mask"]]), torch.tensor([f["argument_end_mask"]])
+    weighting = KeyTokenWeighting()
+
+    def turn_losses(ids, turns, keys, ends):
+        with torch.no_grad():
+            logits = module(ids, torch.ones_like(ids))[:, :-1]
+        target_turns = turns[:, 1:]
+        weights = weighting(target_turns, keys[:, 1:], ends[:, 1:])
+        ce = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:], reduction="none")
+        return {int(t): float((weights[0] * ce)[target_turns[0] == t].sum() / weights[0][target_turns[0] == t].sum())
+                for t in target_turns.unique() if t >= 0}
+
+    one_pass = turn_losses(ids, turns, keys, ends)
+    assert len(one_pass) == f["n_turns"]
+    for turn, loss in one_pass.items():
+        end = int((turns[0] == turn).nonzero().max()) + 1
+        only = torch.where(turns[:, :end] == turn, turns[:, :end], torch.full_like(turns[:, :end], -1))
+        expanded = turn_losses(ids[:, :end], only, keys[:, :end], ends[:, :end])
+        assert abs(expanded[turn] - loss) < 1e-4, (turn, expanded[turn], loss)
+
+
+def fit_args(tmp_path: Path) -> list[str]:
+    return [
+        "fit", "--config", str(ROOT / "experiments/sft.yaml"),
+        f"--model.init_args.model={MODEL}",
+        "--trainer.max_steps=4", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=2",
+        "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}",
+    ]
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir)).Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    main(fit_args(tmp_path))
+    run = tmp_path / "runs/sft/version_0"
+    logged = scalars(run)
+    for tag in ("train/loss", "train/ce", "train/key_weight", "val/loss", "data/mae_masked_turns/total", "lr-AdamW"):
+        assert tag in logged, sorted(logged)
+    assert len(logged["train/loss"]) == 4
+    assert logged["data/mae_masked_turns/total"][0] > 0
+    assert list((run / "checkpoints").glob("*.ckpt"))
+    assert (run / "hf_model/config.json").exists() and (run / "hf_model/tokenizer.json").exists()
+    # a second run gets its own folder: nothing of the first is overwritten
+    main(fit_args(tmp_path))
+    assert (tmp_path / "runs/sft/version_1/checkpoints").exists()
+    assert len(scalars(run)["train/loss"]) == 4
+
+
+def test_fit_with_ddp_on_two_cpu_processes(tmp_path):
+    args = [*fit_args(tmp_path), "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.max_steps=2"]
+    result = subprocess.run([sys.executable, "-m", "tlkit.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    logged = scalars(tmp_path / "runs/sft/version_0")
+    assert len(logged["train/loss"]) == 2 and "val/loss" in logged

@@ -1,0 +1,73 @@
+"""PKT: key positions, key-token weights and the weighted loss against hand-computed numbers."""
+
+import math
+
+import pytest
+import torch
+
+from tlkit.weighting import KeyTokenWeighting, Uniform, key_char_offsets, weighted_cross_entropy
+
+PAPER_TOOLS = ["getPaperDetails", "getPapersByKeywords", "finish"]
+
+
+def test_key_offsets_design_doc_example():
+    # gold getPapersByKeywords: its first character, and the "s" where it leaves getPaperDetails.
+    assert key_char_offsets("getPapersByKeywords", PAPER_TOOLS) == [0, len("getPaper")]
+    assert "getPapersByKeywords"[len("getPaper")] == "s"
+    assert key_char_offsets("getPaperDetails", PAPER_TOOLS) == [0, len("getPaper")]
+    assert key_char_offsets("finish", PAPER_TOOLS) == [0]
+
+
+def test_key_offsets_prefix_names():
+    # gold is a prefix of another tool: the key is the character right after the name.
+    assert key_char_offsets("search", ["search", "search_all"]) == [0, 6]
+    # another tool is a prefix of gold: gold diverges where the other name ends.
+    assert key_char_offsets("search_all", ["search", "search_all"]) == [0, 6]
+    assert key_char_offsets("a", ["a"]) == [0]
+
+
+def test_key_token_weights_hand_computed():
+    turn_ids = torch.tensor([[0, 0, 0, 0, 1, 1, -1], [0, 0, -1, -1, -1, -1, -1]])
+    key = torch.tensor([[1, 0, 0, 0, 1, 0, 1], [1, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    arg_end = torch.tensor([[0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    weights = KeyTokenWeighting(w_max=9)(turn_ids, key, arg_end)
+    # turn 0 of row 0: |K| = 1, |NK| = 2 (the argument end is not counted) -> 2;
+    # turn 1: |NK| = 1 -> 1; a key flag on an unsupervised token weighs 0; row 1: |NK| = 1 -> 1.
+    assert weights.tolist() == [[2, 1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0, 0]]
+    counted = KeyTokenWeighting(w_max=9, exclude_argument_ends=False)(turn_ids, key, arg_end)
+    assert counted[0, 0] == 3
+    assert Uniform()(turn_ids, key, arg_end).tolist() == (turn_ids >= 0).float().tolist()
+
+
+def test_key_weight_is_clipped_at_w_max():
+    turn_ids = torch.zeros(1, 30, dtype=torch.long)
+    key = torch.zeros(1, 30, dtype=torch.bool)
+    key[0, 0] = True
+    assert KeyTokenWeighting(w_max=9)(turn_ids, key, torch.zeros_like(key))[0, 0] == 9
+    key[0, :20] = True  # |NK| / |K| = 10 / 20 < 1 -> 1
+    assert KeyTokenWeighting(w_max=9)(turn_ids, key, torch.zeros_like(key))[0, 0] == 1
+
+
+def ce(a: float) -> float:
+    """Cross-entropy of target 0 under logits [a, 0]."""
+    return math.log(1 + math.exp(-a))
+
+
+@pytest.mark.parametrize("reduction", ["turn", "token"])
+def test_weighted_loss_hand_computed(reduction):
+    a = [[2.0, -1.0, 0.5, 3.0], [1.0, 0.0, -2.0, 0.0]]
+    logits = torch.tensor([[[x, 0.0] for x in row] for row in a])
+    targets = torch.zeros(2, 4, dtype=torch.long)
+    turn_ids = torch.tensor([[0, 0, 1, -1], [0, 0, 0, -1]])
+    weights = torch.tensor([[3.0, 1.0, 1.0, 0.0], [1.0, 2.0, 1.0, 0.0]])
+    loss, plain = weighted_cross_entropy(logits, targets, weights, turn_ids, reduction)
+    c = [[ce(x) for x in row] for row in a]
+    turns = [
+        (3 * c[0][0] + c[0][1]) / 4,
+        c[0][2],
+        (c[1][0] + 2 * c[1][1] + c[1][2]) / 4,
+    ]
+    expected = sum(turns) / 3 if reduction == "turn" else (
+        3 * c[0][0] + c[0][1] + c[0][2] + c[1][0] + 2 * c[1][1] + c[1][2]) / 9
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert plain.item() == pytest.approx((c[0][0] + c[0][1] + c[0][2] + c[1][0] + c[1][1] + c[1][2]) / 6, rel=1e-6)

@@ -1,0 +1,1 @@
+"""Data: records, readers, MAE, rendering, tokenisation and the DataModule."""

@@ -1,0 +1,265 @@
+"""`ToolCallDataModule`: one DataModule of tool-call trajectories for every tlkit module.
+
+Files are read by the format readers, held as a `datasets.Dataset` (one JSON record per row,
+cached on disk), and tokenised with `Dataset.map` (cached too, keyed by the tokenizer, the render
+format, the length limit and the MAE settings). Batches are grouped by length so little compute
+goes to padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import datasets
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Sampler
+
+import tlkit
+from tlkit.data.features import encode
+from tlkit.data.mae import ErrorDetector
+from tlkit.data.readers import READERS, read_trajectories
+from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.data.render import RenderFormat, render_prompt
+from tlkit.models import load_tokenizer
+
+FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
+
+
+@dataclass
+class DataFile:
+    """One data file and the reader for its format.
+
+    Args:
+        path: A file (or, for `toolbench` and `api_bank`, a folder).
+        format: The reader: tlkit, bfcl, seal_tools, toolalpaca, toolalpaca_golden, toolbench,
+            api_bank, glaive, rotbench or tl_training.
+    """
+
+    path: str
+    format: str = "tlkit"
+
+
+class EvalExample(NamedTuple):
+    """A prompt ending where the model must call a tool, with the gold answer to judge it by."""
+
+    id: str
+    source: str
+    prompt: str
+    gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
+    tools: tuple[Tool, ...]
+    meta: dict[str, Any]
+
+
+def target_message_index(trajectory: Trajectory) -> int | None:
+    """The turn a record is scored on: its last assistant turn with tool calls."""
+    for i in range(len(trajectory.messages) - 1, -1, -1):
+        if trajectory.messages[i].role == "assistant" and trajectory.messages[i].tool_calls:
+            return i
+    return None
+
+
+def file_stamp(path: str) -> str:
+    """Changes whenever the file (or any file below the folder) changes: keys the record cache."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for p in files:
+        stat = p.stat()
+        digest.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def generate_rows(path: str, format: str, stamp: str, version: str):
+    """Rows of the record dataset; `stamp` and `version` only key the cache."""
+    for trajectory in read_trajectories(path, format):
+        yield {"id": trajectory.id, "source": path, "record": trajectory.to_json()}
+
+
+def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
+    if file.format not in READERS:
+        raise ValueError(f"data file {file.path}: unknown format {file.format!r}; known formats: {', '.join(READERS)}")
+    if not os.path.exists(file.path):
+        raise FileNotFoundError(f"data file {file.path} ({file.format}) does not exist")
+    return datasets.Dataset.from_generator(
+        generate_rows,
+        gen_kwargs={"path": file.path, "format": file.format, "stamp": file_stamp(file.path), "version": tlkit.__version__},
+        cache_dir=cache_dir,
+    )
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Shuffled indices in which each run of `batch_size` holds samples of similar length.
+
+    Mega-batches of `batch_size * group` random indices are sorted by length and cut into batches,
+    and the batches are shuffled: padding falls, randomness stays. Under DDP Lightning splits this
+    order across processes, which keeps neighbours (similar lengths) on the same step.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0):
+        self.lengths, self.batch_size, self.group, self.seed, self.epoch = lengths, batch_size, group, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        size = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            yield from batches[b]
+
+
+class ToolCallDataModule(L.LightningDataModule):
+    """Tool-call trajectories for SFT (token ids and PKT masks) and for generation (prompts + gold).
+
+    Args:
+        tokenizer: Local folder of a Hugging Face tokenizer (the model's folder). Linked from the
+            model's path by the CLI, so it is written once.
+        train: Training files, each `{path, format}`.
+        val: Validation files.
+        test: Test files.
+        format: How a trajectory is rendered: `paper` (Python calls, the paper's roles), `json`,
+            or `chat_template` (the tokenizer's own, with `tools=`).
+        max_length: Token limit per trajectory; longer ones are cut (and counted).
+        batch_size: Trajectories per batch (per process).
+        group_by_length: Batch trajectories of similar length together.
+        num_workers: DataLoader worker processes.
+        mae: Mask assistant calls whose tool feedback shows an error (MAE); False trains on them.
+        error_substrings: MAE substrings (case- and punctuation-insensitive); None for the defaults.
+        error_regexes: MAE regular expressions; None for the defaults.
+        cache_dir: Where `datasets` caches records and tokenised features; None for its default.
+        seed: Seed of the length-grouped shuffling.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        train: list[DataFile] | None = None,
+        val: list[DataFile] | None = None,
+        test: list[DataFile] | None = None,
+        format: RenderFormat = "paper",
+        max_length: int = 1024,
+        batch_size: int = 8,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        mae: bool = True,
+        error_substrings: list[str] | None = None,
+        error_regexes: list[str] | None = None,
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.tokenizer_path = tokenizer
+        self.tokenizer = load_tokenizer(tokenizer)
+        self.files = {"train": train or [], "val": val or [], "test": test or []}
+        self.format, self.max_length, self.batch_size = format, max_length, batch_size
+        self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
+        self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
+        self.cache_dir = cache_dir
+        self.records: dict[str, datasets.Dataset] = {}
+        self.features: dict[str, datasets.Dataset] = {}
+        self.mae_counts: Counter[tuple[str, str]] = Counter()
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in splits.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
+            if split not in self.features and self.files[split]:
+                self.records[split], self.features[split] = self.prepare_split(split)
+        self.log_mae()
+
+    def prepare_split(self, split: str) -> tuple[datasets.Dataset, datasets.Dataset]:
+        records = datasets.concatenate_datasets([read_records(f, self.cache_dir) for f in self.files[split]])
+        settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.format, self.max_length,
+                    None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
+        fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{tlkit.__version__}".encode()).hexdigest()[:32]
+        tokenizer, format, max_length, detector = self.tokenizer, self.format, self.max_length, self.detector
+
+        def featurize(row: dict[str, Any]) -> dict[str, Any]:
+            trajectory = Trajectory.from_json(row["record"])
+            return encode(trajectory, tokenizer, format, max_length, detector)
+
+        features = records.map(featurize, new_fingerprint=fingerprint, desc=f"tokenising {split}")
+        if split == "train":
+            for source, masked in zip(features["source"], features["masked"]):
+                self.mae_counts.update((source, reason) for reason in masked)
+        truncated = sum(features["truncated"])
+        rank_zero_info(
+            f"tlkit data [{split}]: {len(features)} trajectories, {sum(features['n_turns'])} trained turns, "
+            f"{sum(len(m) for m in features['masked'])} masked by MAE, {truncated} cut at {max_length} tokens"
+        )
+        return records, features
+
+    def log_mae(self) -> None:
+        """Masked-turn counts per source file and reason, to the console and the logger."""
+        if not self.mae_counts:
+            return
+        lines = [f"  {n:5d}  {Path(source).name}: {reason}" for (source, reason), n in sorted(self.mae_counts.items())]
+        rank_zero_info("MAE masked these training turns (count, file: reason):\n" + "\n".join(lines))
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None:
+            per_file = Counter()
+            for (source, _), n in self.mae_counts.items():
+                per_file[f"data/mae_masked_turns/{Path(source).stem}"] += n
+            per_file["data/mae_masked_turns/total"] = sum(self.mae_counts.values())
+            logger.log_metrics(dict(per_file), step=0)
+
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(row["input_ids"]) for row in rows)
+        pads = {"input_ids": self.tokenizer.pad_token_id, "turn_ids": -1, "key_mask": False, "argument_end_mask": False}
+        batch = {key: torch.tensor([row[key] + [pad] * (width - len(row[key])) for row in rows]) for key, pad in pads.items()}
+        batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
+        return batch
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.features:
+            raise RuntimeError(f"no {split} data: list files under data.{split} in the config")
+        dataset = self.features[split].select_columns(list(FEATURES))
+        sampler = None
+        if shuffle and self.group_by_length:
+            sampler = LengthGroupedSampler(self.features[split]["length"], self.batch_size, seed=self.seed)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", shuffle=False)
+
+    def masked_turn_counts(self) -> dict[tuple[str, str], int]:
+        """How many training turns MAE masked, by (source file, reason)."""
+        return dict(self.mae_counts)
+
+    def eval_examples(self, split: str) -> list[EvalExample]:
+        """Every record of `split` that has a turn to score, as a prompt plus its gold call."""
+        if split not in self.records:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        examples = []
+        for row in self.records.get(split, []):
+            trajectory = Trajectory.from_json(row["record"])
+            index = target_message_index(trajectory)
+            if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, no call is right
+                trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
+                index = len(trajectory.messages) - 1
+            gold = trajectory.messages[index].tool_calls
+            prompt = render_prompt(trajectory, index, self.format, self.tokenizer)
+            examples.append(EvalExample(trajectory.id, row["source"], prompt, gold, trajectory.tools, trajectory.meta))
+        return examples
+

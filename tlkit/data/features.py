@@ -1,0 +1,73 @@
+"""Tokenisation: a rendered trajectory becomes token ids and the per-token masks the losses need.
+
+Every span is mapped through the tokenizer's offset mapping (characters to tokens), never by
+matching token strings, so any fast tokenizer works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tlkit.data.mae import ErrorDetector, masked_turns
+from tlkit.data.records import Trajectory
+from tlkit.data.render import RenderFormat, render
+from tlkit.weighting import key_char_offsets
+
+
+def token_at(starts: np.ndarray, ends: np.ndarray, char: int) -> int | None:
+    """Index of the token whose [start, end) covers character `char`."""
+    i = int(np.searchsorted(ends, char, side="right"))
+    return i if i < len(starts) and starts[i] <= char < ends[i] else None
+
+
+def encode(
+    trajectory: Trajectory,
+    tokenizer: Any,
+    format: RenderFormat = "paper",
+    max_length: int | None = None,
+    detector: ErrorDetector | None = None,
+) -> dict[str, Any]:
+    """Token ids and masks for one trajectory; every unmasked assistant turn is a target.
+
+    Returns lists aligned with `input_ids`: `turn_ids` (index of the supervised turn a token
+    belongs to, -1 for context), `key_mask`, `argument_end_mask`; and `masked` (the MAE reason of
+    each assistant turn that got no loss), `n_turns`, `truncated`.
+    """
+    rendered = render(trajectory, format, tokenizer)
+    masked = masked_turns(trajectory, detector) if detector is not None else {}
+    encoding = tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
+    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    real = ends > starts  # special tokens carry empty spans
+    turn_ids = np.full(len(starts), -1, dtype=np.int64)
+    key_mask = np.zeros(len(starts), dtype=bool)
+    argument_end_mask = np.zeros(len(starts), dtype=bool)
+    offered = [tool.name for tool in trajectory.tools]
+
+    trained = [t for t in rendered.targets if t.message_index not in masked]
+    for turn, target in enumerate(trained):
+        turn_ids[real & (ends > target.start) & (starts < target.end)] = turn
+        for call in target.calls:
+            name = rendered.text[call.name[0] : call.name[1]]
+            for offset in key_char_offsets(name, offered):
+                if (i := token_at(starts, ends, call.name[0] + offset)) is not None:
+                    key_mask[i] = True
+            for argument in call.arguments:
+                if (i := token_at(starts, ends, argument.value[1] - 1)) is not None:
+                    argument_end_mask[i] = True
+
+    ids = list(encoding["input_ids"])
+    truncated = max_length is not None and len(ids) > max_length
+    keep = max_length if truncated else len(ids)
+    return {
+        "input_ids": ids[:keep],
+        "turn_ids": turn_ids[:keep].tolist(),
+        "key_mask": key_mask[:keep].tolist(),
+        "argument_end_mask": argument_end_mask[:keep].tolist(),
+        "length": keep,
+        "n_turns": len(trained),
+        "masked": sorted(masked.values()),
+        "truncated": truncated,
+    }

@@ -1,0 +1,146 @@
+"""The canonical trajectory record that every reader produces and every later stage reads.
+
+A record is plain data (JSON in, JSON out); `Trajectory.from_dict` validates it and raises a
+`RecordError` that names the file, the record and the field when something is off.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class RecordError(ValueError):
+    """A record that cannot be read, located by file, record and field."""
+
+    def __init__(self, source: str, record: str | int, field: str, problem: str):
+        self.source, self.record, self.field, self.problem = source, record, field, problem
+        super().__init__(f"{source}: record {record}: field '{field}': {problem}")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return list((self.parameters.get("properties") or {}).keys())
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    # Tool messages only: the source format's own verdict (True/False) where it has a structured
+    # error field; None leaves the decision to MAE's patterns.
+    error: bool | None = None
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    id: str
+    tools: tuple[Tool, ...]
+    messages: tuple[Message, ...]
+    # Benchmark-specific gold details a scorer needs (BFCL's allowed values, RoTBench's
+    # alternatives); training never reads it.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for message in out["messages"]:
+            if message["error"] is None:
+                del message["error"]
+            if not message["tool_calls"]:
+                del message["tool_calls"]
+        if not out["meta"]:
+            del out["meta"]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<memory>", record: str | int = "?") -> Trajectory:
+        """Validate a canonical record; errors name `source`, `record` and the field."""
+
+        def fail(where: str, problem: str) -> RecordError:
+            return RecordError(source, record, where, problem)
+
+        if not isinstance(data, dict):
+            raise fail("<record>", f"expected a JSON object, got {type(data).__name__}")
+        record_id = data.get("id", record)
+        if not isinstance(record_id, (str, int)) or record_id == "":
+            raise fail("id", "expected a non-empty string")
+        record = str(record_id)
+
+        tools = data.get("tools", [])
+        if not isinstance(tools, list):
+            raise fail("tools", "expected a list of tool schemas")
+        parsed_tools = []
+        for i, tool in enumerate(tools):
+            where = f"tools[{i}]"
+            if not isinstance(tool, dict):
+                raise fail(where, "expected an object with 'name', 'description', 'parameters'")
+            name = tool.get("name")
+            if not isinstance(name, str) or not name:
+                raise fail(f"{where}.name", "expected a non-empty string")
+            parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+            if not isinstance(parameters, dict) or not isinstance(
+                parameters.get("properties", {}), dict
+            ):
+                raise fail(f"{where}.parameters", "expected a JSON schema object with 'properties'")
+            description = tool.get("description") or ""
+            if not isinstance(description, str):
+                raise fail(f"{where}.description", "expected a string")
+            parsed_tools.append(Tool(name, description, parameters))
+
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise fail("messages", "expected a non-empty list of messages")
+        parsed_messages = []
+        for i, message in enumerate(messages):
+            where = f"messages[{i}]"
+            if not isinstance(message, dict):
+                raise fail(where, "expected an object with 'role' and 'content'")
+            role = message.get("role")
+            if role not in ROLES:
+                raise fail(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise fail(f"{where}.content", f"expected a string, got {type(content).__name__}")
+            calls = []
+            for j, call in enumerate(message.get("tool_calls") or []):
+                call_where = f"{where}.tool_calls[{j}]"
+                if role != "assistant":
+                    raise fail(call_where, f"only assistant messages call tools, not {role!r}")
+                if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+                    raise fail(f"{call_where}.name", "expected a non-empty string")
+                arguments = call.get("arguments", {})
+                if not isinstance(arguments, dict):
+                    raise fail(f"{call_where}.arguments", "expected an object of argument values")
+                calls.append(ToolCall(call["name"], arguments))
+            error = message.get("error")
+            if error is not None and not isinstance(error, bool):
+                raise fail(f"{where}.error", "expected true, false or null")
+            parsed_messages.append(Message(role, content, tuple(calls), error))
+
+        meta = data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise fail("meta", "expected an object")
+        return cls(record, tuple(parsed_tools), tuple(parsed_messages), meta)
+
+    @classmethod
+    def from_json(cls, text: str) -> Trajectory:
+        return cls.from_dict(json.loads(text))

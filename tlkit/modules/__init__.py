@@ -1,0 +1,1 @@
+"""LightningModules: WeightedSFT (PKT) now, ErrorAwarePPO (IRM) beside it."""

@@ -1,0 +1,106 @@
+"""`WeightedSFT`: supervised fine-tuning with PKT key-token weighting over a Hugging Face causal LM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from jsonargparse import lazy_instance
+
+from tlkit.models import apply_lora, export_pretrained, load_causal_lm
+from tlkit.weighting import KeyTokenWeighting, Reduction, Weighting, weighted_cross_entropy
+
+
+class WeightedSFT(L.LightningModule):
+    """Weighted SFT: every trained assistant turn of a trajectory in one pass, key tokens up-weighted.
+
+    Args:
+        model: Local folder of a Hugging Face causal LM. A folder with only a `config.json` builds
+            that architecture with fresh weights (the embedded default).
+        tokenizer: The tokenizer; linked from the DataModule by the CLI, not set in YAML.
+        weighting: Token weighting: `KeyTokenWeighting` (PKT) or `Uniform` (plain SFT).
+        reduction: `turn`: mean of per-turn weighted losses (the reference); `token`: one weighted
+            mean over all tokens of the batch.
+        lora: peft `LoraConfig` keywords (e.g. `{r: 8, lora_alpha: 16, target_modules: [q_proj, v_proj]}`);
+            None trains all weights.
+        dtype: Weight dtype to load in (`bfloat16`, `float32`, ...); None keeps the checkpoint's.
+        gradient_checkpointing: Recompute activations in the backward pass to save memory.
+        export: At the end of fit, write Hugging Face format to `<run folder>/hf_model`.
+        merge_lora: Merge the LoRA adapter into the exported weights.
+        optimizer: Optimiser, e.g. `{class_path: torch.optim.AdamW, init_args: {lr: 3e-4}}`.
+        scheduler: Learning-rate scheduler, stepped every optimiser step; None for a constant rate.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tokenizer: Any = None,
+        weighting: Weighting = lazy_instance(KeyTokenWeighting),
+        reduction: Reduction = "turn",
+        lora: dict[str, Any] | None = None,
+        dtype: str | None = None,
+        gradient_checkpointing: bool = False,
+        export: bool = True,
+        merge_lora: bool = True,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["tokenizer", "weighting", "optimizer", "scheduler"])
+        self.tokenizer = tokenizer
+        self.weighting, self.reduction = weighting, reduction
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.model = apply_lora(load_causal_lm(model, dtype), lora)
+        if tokenizer is not None and len(tokenizer) > self.model.get_input_embeddings().num_embeddings:
+            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {model} embeds only "
+                             f"{self.model.get_input_embeddings().num_embeddings}: they do not belong together")
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weighted loss, plain CE and the mean key-token weight of a batch."""
+        logits = self(batch["input_ids"], batch["attention_mask"])[:, :-1]
+        # Masks are aligned with input tokens; the logit at t predicts token t + 1.
+        targets, turn_ids = batch["input_ids"][:, 1:], batch["turn_ids"][:, 1:]
+        key_mask, argument_end_mask = batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:]
+        weights = self.weighting(turn_ids, key_mask, argument_end_mask)
+        loss, ce = weighted_cross_entropy(logits, targets, weights, turn_ids, self.reduction)
+        key = key_mask & (turn_ids >= 0)
+        key_weight = weights[key].mean() if key.any() else weights.new_ones(())
+        return {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": (turn_ids >= 0).sum()}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.losses(batch)
+        size = batch["input_ids"].shape[0]
+        self.log("train/loss", out["loss"], prog_bar=True, batch_size=size)
+        self.log("train/ce", out["ce"], batch_size=size)
+        self.log("train/key_weight", out["key_weight"], batch_size=size)
+        self.log("train/supervised_tokens", out["tokens"].float(), batch_size=size, reduce_fx="sum")
+        return out["loss"]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        out = self.losses(batch)
+        size = batch["input_ids"].shape[0]
+        self.log("val/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/ce", out["ce"], batch_size=size, sync_dist=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        out = self.losses(batch)
+        self.log("test/loss", out["loss"], batch_size=batch["input_ids"].shape[0], sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(p for p in self.parameters() if p.requires_grad)
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "step"}}
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export and self.trainer.is_global_zero and self.trainer.log_dir and self.tokenizer is not None:
+            out = export_pretrained(self.model, self.tokenizer, str(Path(self.trainer.log_dir) / "hf_model"), self.hparams.merge_lora)
+            print(f"tlkit: exported Hugging Face format to {out}")

@@ -1,0 +1,110 @@
+"""PKT: token weights for the SFT loss, and the weighted loss itself.
+
+Inputs are the per-token masks the DataModule computes once (all shaped (batch, seq), aligned with
+the *target* token, i.e. already shifted by one against the logits):
+- `turn_ids`: index of the supervised assistant turn a target token belongs to, -1 for no loss;
+- `key_mask`: PKT key tokens (where the gold tool name diverges from the other offered tools);
+- `argument_end_mask`: the last token of each argument value.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Reduction = Literal["turn", "token"]
+
+
+class Weighting:
+    """A strategy that turns the DataModule's token masks into per-token loss weights."""
+
+    def __call__(self, turn_ids: torch.Tensor, key_mask: torch.Tensor, argument_end_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Uniform(Weighting):
+    """Every supervised token weighs 1: plain SFT ("w/o PKT")."""
+
+    def __call__(self, turn_ids: torch.Tensor, key_mask: torch.Tensor, argument_end_mask: torch.Tensor) -> torch.Tensor:
+        return (turn_ids >= 0).float()
+
+
+class KeyTokenWeighting(Weighting):
+    """Key tokens weigh `clip(|NK| / |K|, 1, w_max)` within their turn; other supervised tokens 1.
+
+    Args:
+        w_max: Upper bound of a key token's weight (the paper's 9).
+        exclude_argument_ends: Leave the last token of each argument out of |NK|, as the reference does.
+    """
+
+    def __init__(self, w_max: float = 9.0, exclude_argument_ends: bool = True):
+        self.w_max = w_max
+        self.exclude_argument_ends = exclude_argument_ends
+
+    def __call__(self, turn_ids: torch.Tensor, key_mask: torch.Tensor, argument_end_mask: torch.Tensor) -> torch.Tensor:
+        return key_token_weights(turn_ids, key_mask, argument_end_mask if self.exclude_argument_ends else None, self.w_max)
+
+
+def turn_groups(turn_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A batch-wide id per (sample, turn) for scatter sums; shape (b, s), and the group count."""
+    width = int(turn_ids.max().clamp(min=0)) + 1
+    rows = torch.arange(turn_ids.shape[0], device=turn_ids.device).unsqueeze(1)
+    return (rows * width + turn_ids.clamp(min=0)), turn_ids.shape[0] * width
+
+
+def key_token_weights(
+    turn_ids: torch.Tensor, key_mask: torch.Tensor, argument_end_mask: torch.Tensor | None, w_max: float
+) -> torch.Tensor:
+    """Per-token weights, 0 where there is no loss. Shape (b, s) like the inputs."""
+    supervised = turn_ids >= 0
+    key = key_mask & supervised
+    counted = supervised & ~key
+    if argument_end_mask is not None:
+        counted &= ~argument_end_mask
+    groups, n_groups = turn_groups(turn_ids)
+    n_key = torch.zeros(n_groups, device=turn_ids.device).index_add_(0, groups.flatten(), key.flatten().float())
+    n_other = torch.zeros(n_groups, device=turn_ids.device).index_add_(0, groups.flatten(), counted.flatten().float())
+    w_turn = (n_other / n_key.clamp(min=1)).clamp(1.0, w_max)
+    return torch.where(key, w_turn[groups], supervised.float())
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, turn_ids: torch.Tensor, reduction: Reduction = "turn"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PKT loss and the plain (unweighted) token-mean cross-entropy for logging.
+
+    Shapes: logits (b, s, v); targets, weights, turn_ids (b, s), aligned with each other.
+    `turn`: each turn's `sum w*CE / sum w`, then the mean over turns (the reference with batch
+    size 1); `token`: `sum w*CE / sum w` over the whole batch.
+    """
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(weights)
+    supervised = turn_ids >= 0
+    plain = (ce * supervised).sum() / supervised.sum().clamp(min=1)
+    if reduction == "token":
+        return (weights * ce).sum() / weights.sum().clamp(min=1e-8), plain
+    groups, n_groups = turn_groups(turn_ids)
+    numerator = torch.zeros(n_groups, device=ce.device).index_add_(0, groups.flatten(), (weights * ce).flatten())
+    denominator = torch.zeros(n_groups, device=ce.device).index_add_(0, groups.flatten(), weights.flatten())
+    present = denominator > 0
+    return (numerator[present] / denominator[present]).mean() if present.any() else ce.sum() * 0.0, plain
+
+
+def key_char_offsets(gold: str, offered: list[str]) -> list[int]:
+    """PKT key positions as character offsets into the gold tool name.
+
+    The first character, plus, for each other offered tool sharing a non-empty prefix with `gold`,
+    the first character where the names differ; `len(gold)` (the character right after the name)
+    when `gold` is a prefix of the other name.
+    """
+    offsets = {0}
+    for other in offered:
+        if other == gold:
+            continue
+        common = 0
+        while common < min(len(gold), len(other)) and gold[common] == other[common]:
+            common += 1
+        if common:
+            offsets.add(common)
+    return sorted(offsets)
