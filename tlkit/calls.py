@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from typing import Any, Literal, NamedTuple
 
 from tlkit.data.records import ToolCall
@@ -144,12 +145,14 @@ def _python_call(node: ast.expr) -> ToolCall:
     return ToolCall(_dotted_name(node.func), arguments)
 
 
-def _parse_python(text: str) -> list[ToolCall] | None:
+def _parse_python(text: str) -> list[ToolCall]:
     calls = []
     for line in text.split("\n"):  # not splitlines(): it also splits at \x85, \u2028, ...
         if not line.strip():
             continue
-        tree = ast.parse(line.strip(), mode="eval").body
+        with warnings.catch_warnings():  # model text like '\d' would warn "invalid escape sequence" on every parse
+            warnings.simplefilter("ignore")
+            tree = ast.parse(line.strip(), mode="eval").body
         # BFCL-style models write the turn's calls as one list: `[f(a=1), g(b=2)]`.
         nodes = tree.elts if isinstance(tree, ast.List) else [tree]
         calls += [_python_call(node) for node in nodes]
@@ -167,7 +170,7 @@ def _json_call(obj: Any) -> ToolCall:
     return ToolCall(obj["name"], arguments)
 
 
-def _parse_json(text: str) -> list[ToolCall] | None:
+def _parse_json(text: str) -> list[ToolCall]:
     if not text.strip():
         return []
     try:

@@ -59,7 +59,10 @@ class Trajectory:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        # asdict keeps tuples; plain data (what from_dict reads back) has lists.
+        out["tools"], out["messages"] = list(out["tools"]), list(out["messages"])
         for message in out["messages"]:
+            message["tool_calls"] = list(message["tool_calls"])
             if message["error"] is None:
                 del message["error"]
             if not message["tool_calls"]:

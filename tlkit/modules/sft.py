@@ -101,6 +101,7 @@ class WeightedSFT(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "step"}}
 
     def on_fit_end(self) -> None:
-        if self.hparams.export and self.trainer.is_global_zero and self.trainer.log_dir and self.tokenizer is not None:
-            out = export_pretrained(self.model, self.tokenizer, str(Path(self.trainer.log_dir) / "hf_model"), self.hparams.merge_lora)
+        log_dir = self.trainer.log_dir  # every rank asks: it is a collective under DDP
+        if self.hparams.export and self.trainer.is_global_zero and log_dir and self.tokenizer is not None:
+            out = export_pretrained(self.model, self.tokenizer, str(Path(log_dir) / "hf_model"), self.hparams.merge_lora)
             print(f"tlkit: exported Hugging Face format to {out}")

@@ -1,0 +1,102 @@
+"""Error categories of a predicted tool call against the gold call (the paper's IRM, as its code does it).
+
+Rules, first match wins: no parsable call -> format error; a name not on offer -> tool
+hallucination; another offered tool -> wrong tool; then by argument names (hallucinated /
+redundant / missing, combinations first); then any gold value that differs -> content error;
+else correct. See `classify_call`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from tlkit.data.records import Tool, ToolCall
+
+
+class Category(str, Enum):
+    """The error categories of design.md, in rule order (first match wins)."""
+
+    FORMAT_ERROR = "format_error"
+    TOOL_HALLUCINATION = "tool_hallucination"
+    WRONG_TOOL = "wrong_tool"
+    PARAM_HALLUCINATION_REDUNDANT_MISSING = "param_hallucination_redundant_missing"
+    PARAM_HALLUCINATION_REDUNDANT_OR_MISSING = "param_hallucination_redundant_or_missing"
+    REDUNDANT_MISSING = "redundant_missing"
+    PARAM_HALLUCINATION = "param_hallucination"
+    REDUNDANT_OR_MISSING = "redundant_or_missing"
+    CONTENT_ERROR = "content_error"
+    CORRECT = "correct"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # bool is an int in Python, not here
+
+
+def values_match(a: Any, b: Any, strict: bool = False) -> bool:
+    """Structural equality of two argument values.
+
+    Non-strict: numbers by value (1 == 1.0; a bool is not a number), strings equal after stripping
+    surrounding whitespace (case and inner spacing count: a model that writes `' ICLR'` meant
+    `'ICLR'`, one that writes `'iclr'` may not have), lists and tuples element-wise in order, dicts
+    with the same keys key by key. Strict: the same JSON type at every level (1 != 1.0, a tuple
+    is not a list) and exact strings.
+    """
+    if strict and type(a) is not type(b):
+        return False
+    if _is_number(a) and _is_number(b):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b if strict else a.strip() == b.strip()
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(values_match(x, y, strict) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(values_match(a[k], b[k], strict) for k in a)
+    if isinstance(a, bool) or a is None:
+        return a is b
+    return False  # different kinds (a string against a number, ...)
+
+
+def argument_errors(predicted: ToolCall, gold: ToolCall, tool: Tool) -> tuple[set[str], set[str], set[str]]:
+    """(hallucinated, redundant, missing) argument names of a call to the gold tool.
+
+    hallucinated: names the tool does not define; redundant: defined names the gold call does
+    not use; missing: gold names the prediction omits. A gold name absent from the tool's schema
+    (the dataset's schema is incomplete) counts as defined.
+    """
+    defined = set(tool.parameter_names) | set(gold.arguments)
+    names = set(predicted.arguments)
+    return names - defined, (names & defined) - set(gold.arguments), set(gold.arguments) - names
+
+
+def classify_call(
+    predicted: Sequence[ToolCall] | None, gold: ToolCall, tools: Sequence[Tool], strict: bool = False
+) -> Category:
+    """The category of a prediction (`parse_calls` output) against one gold call.
+
+    When the prediction holds several calls, only the first is judged (the paper scores one call
+    per turn); `None`, no call, or an empty name are format errors.
+    """
+    if not predicted or not predicted[0].name:
+        return Category.FORMAT_ERROR
+    call = predicted[0]
+    offered = {tool.name: tool for tool in tools}
+    if call.name not in offered:
+        return Category.TOOL_HALLUCINATION
+    if call.name != gold.name:
+        return Category.WRONG_TOOL
+    hallucinated, redundant, missing = argument_errors(call, gold, offered[call.name])
+    if hallucinated and redundant and missing:
+        return Category.PARAM_HALLUCINATION_REDUNDANT_MISSING
+    if hallucinated and (redundant or missing):
+        return Category.PARAM_HALLUCINATION_REDUNDANT_OR_MISSING
+    if redundant and missing:
+        return Category.REDUNDANT_MISSING
+    if hallucinated:
+        return Category.PARAM_HALLUCINATION
+    if redundant or missing:
+        return Category.REDUNDANT_OR_MISSING
+    if not all(values_match(call.arguments[name], value, strict) for name, value in gold.arguments.items()):
+        return Category.CONTENT_ERROR
+    return Category.CORRECT

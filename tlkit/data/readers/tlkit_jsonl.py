@@ -1,0 +1,15 @@
+"""`tlkit`: the canonical records, one `Trajectory.to_dict()` per JSON line (or a JSON list of them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from tlkit.data.readers._common import load_records
+from tlkit.data.records import Trajectory
+
+
+def read_tlkit(path: str | Path) -> Iterator[Trajectory]:
+    """Canonical records, validated by `Trajectory.from_dict`."""
+    for position, data in load_records(path):
+        yield Trajectory.from_dict(data, source=str(path), record=position)
