@@ -80,3 +80,23 @@ def test_mae_masks_the_failed_call_but_keeps_it_in_context(tokenizer):
 def test_truncation_is_counted(tokenizer):
     features = encode(trajectory("finish"), tokenizer, "paper", max_length=16)
     assert features["truncated"] and len(features["input_ids"]) == 16 == features["length"]
+
+
+TEMPLATE = (
+    "{% if tools %}<|tools|>{{ tools | tojson }}</s>{% endif %}"
+    "{% for m in messages %}<|{{ m.role }}|>{% if m.tool_calls %}{% for c in m.tool_calls %}"
+    "{{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}{% else %}{{ m.content }}{% endif %}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_chat_template_format_finds_turns_and_key_tokens(tokenizer):
+    templated = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    templated.chat_template = TEMPLATE
+    record = trajectory("getPapersByKeywords")
+    rendered = render(record, "chat_template", templated)
+    first = rendered.targets[0]
+    assert rendered.text[first.start:first.end] == 'getPapersByKeywords({"query": "tool learning"})</s>'
+    assert rendered.text[:first.start].endswith("<|assistant|>")
+    keys, features = key_token_texts(record, templated, "chat_template")
+    assert len(keys) == 2 and features["n_turns"] == 2

@@ -1,5 +1,6 @@
 """WeightedSFT end to end: one-pass multi-turn training, a short fit with logs, DDP on two CPU processes."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def fit_args(tmp_path: Path) -> list[str]:
         "fit", "--config", str(ROOT / "experiments/sft.yaml"),
         f"--model.init_args.model={MODEL}",
         "--trainer.max_steps=4", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=2",
-        "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256",
+        "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256", "--model.init_args.max_new_tokens=16",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}",
     ]
 
@@ -64,20 +65,31 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
-def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch):
+def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     main(fit_args(tmp_path))
     run = tmp_path / "runs/sft/version_0"
     logged = scalars(run)
-    for tag in ("train/loss", "train/ce", "train/key_weight", "val/loss", "data/mae_masked_turns/total", "lr-AdamW"):
+    for tag in ("train/loss", "train/ce", "train/key_weight", "val/loss", "data/mae_masked_turns/total", "lr-AdamW",
+                "val/BFCL_v3_simple/ts", "val/BFCL_v3_simple/pi", "val/BFCL_v3_simple/cf",
+                "val/BFCL_v3_simple/category/format_error", "val/generation_seconds"):
         assert tag in logged, sorted(logged)
     assert len(logged["train/loss"]) == 4
     assert logged["data/mae_masked_turns/total"][0] > 0
+    assert len(logged["val/BFCL_v3_simple/ts"]) == 2  # generation-based validation ran at steps 2 and 4
+    predictions = [json.loads(line) for line in (run / "predictions/val-step4-BFCL_v3_simple.jsonl").read_text().splitlines()]
+    assert len(predictions) == 4 and {"id", "prediction", "gold", "category", "ts", "pi", "cf"} <= predictions[0].keys()
     assert list((run / "checkpoints").glob("*.ckpt"))
     assert (run / "hf_model/config.json").exists() and (run / "hf_model/tokenizer.json").exists()
+
+    checkpoint = next((run / "checkpoints").glob("*.ckpt"))
+    main(["test", "--config", str(ROOT / "experiments/sft.yaml"), f"--ckpt_path={checkpoint}", *fit_args(tmp_path)[3:],
+          "--trainer.limit_test_batches=1"])
+    table = capsys.readouterr().out
+    assert "BFCL_v3_simple" in table and "BFCL_v3_multiple" in table and "TS" in table
     # a second run gets its own folder: nothing of the first is overwritten
     main(fit_args(tmp_path))
-    assert (tmp_path / "runs/sft/version_1/checkpoints").exists()
+    assert (tmp_path / "runs/sft/version_2/checkpoints").exists()  # version_1 was the test run
     assert len(scalars(run)["train/loss"]) == 4
 
 

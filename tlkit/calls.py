@@ -225,3 +225,13 @@ def parse_calls(text: str, call_format: ParseFormat = "python") -> list[ToolCall
     if calls is None or any(not call.name for call in calls):
         return None
     return calls
+
+
+def parse_turn(text: str, call_format: ParseFormat = "python") -> list[ToolCall] | None:
+    """The calls that end an assistant turn, after any free text (a thought) on earlier lines."""
+    lines = text.strip().split("\n")
+    for start in range(len(lines)):
+        calls = parse_calls("\n".join(lines[start:]), call_format)
+        if calls:
+            return calls
+    return None

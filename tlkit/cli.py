@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from tlkit.data.datamodule import ToolCallDataModule
+from tlkit.data.records import RecordError
 
 TRAINER_DEFAULTS = {
     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "tlkit"}},
@@ -20,16 +23,26 @@ class TLKitCLI(LightningCLI):
         parser.link_arguments("data.tokenizer", "model.init_args.tokenizer", apply_on="instantiate")
 
 
-def main(args: ArgsType = None) -> TLKitCLI:
-    return TLKitCLI(
-        LightningModule,
-        ToolCallDataModule,
-        subclass_mode_model=True,
-        trainer_defaults=TRAINER_DEFAULTS,
-        save_config_kwargs={"overwrite": False},
-        auto_configure_optimizers=False,
-        args=args,
-    )
+def main(args: ArgsType = None) -> None:
+    """`tlkit fit | validate | test | predict` (LightningCLI), and `tlkit score` beside them."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["score"]:
+        from tlkit.score import main as score
+
+        score(argv[1:])
+        return
+    try:
+        TLKitCLI(
+            LightningModule,
+            ToolCallDataModule,
+            subclass_mode_model=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": False},
+            auto_configure_optimizers=False,
+            args=args,
+        )
+    except (RecordError, FileNotFoundError) as error:  # bad input: say what and where, no traceback
+        raise SystemExit(f"tlkit: error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import datasets
 import lightning as L
@@ -25,11 +25,13 @@ import tlkit
 from tlkit.data.features import encode
 from tlkit.data.mae import ErrorDetector
 from tlkit.data.readers import READERS, read_trajectories
-from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.data.records import Message, RecordError, Tool, ToolCall, Trajectory
 from tlkit.data.render import RenderFormat, render_prompt
 from tlkit.models import load_tokenizer
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
+# How answers are parsed in each render format (chat templates mostly write JSON calls).
+CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "json"}
 
 
 @dataclass
@@ -40,10 +42,20 @@ class DataFile:
         path: A file (or, for `toolbench` and `api_bank`, a folder).
         format: The reader: tlkit, bfcl, seal_tools, toolalpaca, toolalpaca_golden, toolbench,
             api_bank, glaive, rotbench or tl_training.
+        noise: RoTBench-style noise on tool and parameter names (evaluation sets): slight, medium,
+            heavy or union; None for the clean data.
+        noise_seed: Seed of the noise.
     """
 
     path: str
     format: str = "tlkit"
+    noise: Literal["slight", "medium", "heavy", "union"] | None = None
+    noise_seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """How logs and prediction files name this set, e.g. `BFCL_v3_simple+heavy`."""
+        return Path(self.path).stem + (f"+{self.noise}" if self.noise else "")
 
 
 class EvalExample(NamedTuple):
@@ -55,6 +67,24 @@ class EvalExample(NamedTuple):
     gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
     tools: tuple[Tool, ...]
     meta: dict[str, Any]
+
+
+class PromptBatch:
+    """Prompts of one eval set, left-padded for batched generation, with their examples.
+
+    A plain object (not a collection) so Lightning moves only its tensors to the device.
+    """
+
+    def __init__(self, name: str, call_format: str, examples: list[EvalExample], input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        self.name, self.call_format, self.examples = name, call_format, examples
+        self.input_ids, self.attention_mask = input_ids, attention_mask
+
+    def to(self, device: Any) -> PromptBatch:
+        self.input_ids, self.attention_mask = self.input_ids.to(device), self.attention_mask.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.examples)
 
 
 def target_message_index(trajectory: Trajectory) -> int | None:
@@ -76,9 +106,13 @@ def file_stamp(path: str) -> str:
     return digest.hexdigest()
 
 
-def generate_rows(path: str, format: str, stamp: str, version: str):
+def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, stamp: str, version: str):
     """Rows of the record dataset; `stamp` and `version` only key the cache."""
     for trajectory in read_trajectories(path, format):
+        if noise is not None:
+            from tlkit.data.noise import add_noise
+
+            trajectory = add_noise(trajectory, noise, noise_seed)
         yield {"id": trajectory.id, "source": path, "record": trajectory.to_json()}
 
 
@@ -87,11 +121,16 @@ def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
         raise ValueError(f"data file {file.path}: unknown format {file.format!r}; known formats: {', '.join(READERS)}")
     if not os.path.exists(file.path):
         raise FileNotFoundError(f"data file {file.path} ({file.format}) does not exist")
-    return datasets.Dataset.from_generator(
-        generate_rows,
-        gen_kwargs={"path": file.path, "format": file.format, "stamp": file_stamp(file.path), "version": tlkit.__version__},
-        cache_dir=cache_dir,
-    )
+    try:
+        return datasets.Dataset.from_generator(
+            generate_rows,
+            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed, "stamp": file_stamp(file.path), "version": tlkit.__version__},
+            cache_dir=cache_dir,
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        if isinstance(error.__cause__, RecordError):  # the reader's own message names file, record, field
+            raise error.__cause__ from None
+        raise
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -168,7 +207,7 @@ class ToolCallDataModule(L.LightningDataModule):
         self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
         self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
         self.cache_dir = cache_dir
-        self.records: dict[str, datasets.Dataset] = {}
+        self.records: dict[str, list[tuple[DataFile, datasets.Dataset]]] = {}
         self.features: dict[str, datasets.Dataset] = {}
         self.mae_counts: Counter[tuple[str, str]] = Counter()
 
@@ -179,8 +218,9 @@ class ToolCallDataModule(L.LightningDataModule):
                 self.records[split], self.features[split] = self.prepare_split(split)
         self.log_mae()
 
-    def prepare_split(self, split: str) -> tuple[datasets.Dataset, datasets.Dataset]:
-        records = datasets.concatenate_datasets([read_records(f, self.cache_dir) for f in self.files[split]])
+    def prepare_split(self, split: str) -> tuple[list[tuple[DataFile, datasets.Dataset]], datasets.Dataset]:
+        per_file = [(f, read_records(f, self.cache_dir)) for f in self.files[split]]
+        records = datasets.concatenate_datasets([dataset for _, dataset in per_file])
         settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.format, self.max_length,
                     None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
         fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{tlkit.__version__}".encode()).hexdigest()[:32]
@@ -199,7 +239,7 @@ class ToolCallDataModule(L.LightningDataModule):
             f"tlkit data [{split}]: {len(features)} trajectories, {sum(features['n_turns'])} trained turns, "
             f"{sum(len(m) for m in features['masked'])} masked by MAE, {truncated} cut at {max_length} tokens"
         )
-        return records, features
+        return per_file, features
 
     def log_mae(self) -> None:
         """Masked-turn counts per source file and reason, to the console and the logger."""
@@ -237,29 +277,47 @@ class ToolCallDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val", shuffle=False)
+    def prompt_collate(self, name: str, examples: list[EvalExample]) -> PromptBatch:
+        ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"][-self.max_length :] for e in examples]
+        width = max(len(i) for i in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])  # left padding: generation appends
+        attention_mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        return PromptBatch(name, CALL_FORMATS[self.format], examples, input_ids, attention_mask)
 
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test", shuffle=False)
+    def prompt_loaders(self, split: str) -> list[DataLoader]:
+        """One loader of prompts per eval set, for generation-based evaluation."""
+        return [
+            DataLoader(examples, batch_size=self.batch_size, shuffle=False, collate_fn=lambda b, n=name: self.prompt_collate(n, b))
+            for name, examples in self.eval_examples(split).items()
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """The loss batches of every val file, then one prompt loader per val file."""
+        return [self.loader("val", shuffle=False), *self.prompt_loaders("val")]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self.loader("test", shuffle=False), *self.prompt_loaders("test")]
 
     def masked_turn_counts(self) -> dict[tuple[str, str], int]:
         """How many training turns MAE masked, by (source file, reason)."""
         return dict(self.mae_counts)
 
-    def eval_examples(self, split: str) -> list[EvalExample]:
-        """Every record of `split` that has a turn to score, as a prompt plus its gold call."""
+    def eval_examples(self, split: str) -> dict[str, list[EvalExample]]:
+        """Per eval set (file), every record as a prompt ending where the model must answer, plus its gold call."""
         if split not in self.records:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        examples = []
-        for row in self.records.get(split, []):
-            trajectory = Trajectory.from_json(row["record"])
-            index = target_message_index(trajectory)
-            if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, no call is right
-                trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
-                index = len(trajectory.messages) - 1
-            gold = trajectory.messages[index].tool_calls
-            prompt = render_prompt(trajectory, index, self.format, self.tokenizer)
-            examples.append(EvalExample(trajectory.id, row["source"], prompt, gold, trajectory.tools, trajectory.meta))
-        return examples
+        sets: dict[str, list[EvalExample]] = {}
+        for file, dataset in self.records.get(split, []):
+            name = file.name if file.name not in sets else f"{file.name}#{len(sets)}"
+            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"]) for row in dataset]
+        return sets
+
+    def eval_example(self, trajectory: Trajectory, source: str) -> EvalExample:
+        index = target_message_index(trajectory)
+        if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
+            trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
+            index = len(trajectory.messages) - 1
+        prompt = render_prompt(trajectory, index, self.format, self.tokenizer)
+        return EvalExample(trajectory.id, source, prompt, trajectory.messages[index].tool_calls, trajectory.tools, trajectory.meta)
 

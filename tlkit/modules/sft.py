@@ -10,7 +10,9 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from jsonargparse import lazy_instance
 
+from tlkit.data.datamodule import PromptBatch
 from tlkit.models import apply_lora, export_pretrained, load_causal_lm
+from tlkit.modules.evaluation import GenerationEvaluation
 from tlkit.weighting import KeyTokenWeighting, Reduction, Weighting, weighted_cross_entropy
 
 
@@ -28,6 +30,9 @@ class WeightedSFT(L.LightningModule):
             None trains all weights.
         dtype: Weight dtype to load in (`bfloat16`, `float32`, ...); None keeps the checkpoint's.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
+        eval_generation: During validation and test, also generate each eval prompt's answer and
+            score it (TS / PI / CF, error categories); predictions go to `<run folder>/predictions/`.
+        max_new_tokens: Longest generated answer in evaluation.
         export: At the end of fit, write Hugging Face format to `<run folder>/hf_model`.
         merge_lora: Merge the LoRA adapter into the exported weights.
         optimizer: Optimiser, e.g. `{class_path: torch.optim.AdamW, init_args: {lr: 3e-4}}`.
@@ -43,6 +48,8 @@ class WeightedSFT(L.LightningModule):
         lora: dict[str, Any] | None = None,
         dtype: str | None = None,
         gradient_checkpointing: bool = False,
+        eval_generation: bool = True,
+        max_new_tokens: int = 128,
         export: bool = True,
         merge_lora: bool = True,
         optimizer: OptimizerCallable = torch.optim.AdamW,
@@ -59,6 +66,7 @@ class WeightedSFT(L.LightningModule):
                              f"{self.model.get_input_embeddings().num_embeddings}: they do not belong together")
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        self.evaluation = GenerationEvaluation(max_new_tokens) if eval_generation else None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
@@ -84,15 +92,30 @@ class WeightedSFT(L.LightningModule):
         self.log("train/supervised_tokens", out["tokens"].float(), batch_size=size, reduce_fx="sum")
         return out["loss"]
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def evaluation_step(self, batch: dict[str, torch.Tensor] | PromptBatch, stage: str) -> None:
+        """Loss batches give `<stage>/loss`; prompt batches are generated and scored."""
+        if isinstance(batch, PromptBatch):
+            if self.evaluation is not None:
+                self.evaluation.step(self, self.model, self.tokenizer, batch, stage)
+            return
         out = self.losses(batch)
         size = batch["input_ids"].shape[0]
-        self.log("val/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True)
-        self.log("val/ce", out["ce"], batch_size=size, sync_dist=True)
+        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True, add_dataloader_idx=False)
+        self.log(f"{stage}/ce", out["ce"], batch_size=size, sync_dist=True, add_dataloader_idx=False)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        out = self.losses(batch)
-        self.log("test/loss", out["loss"], batch_size=batch["input_ids"].shape[0], sync_dist=True)
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.evaluation_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.evaluation_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.evaluation is not None and not self.trainer.sanity_checking:
+            self.evaluation.epoch_end(self, "val")
+
+    def on_test_epoch_end(self) -> None:
+        if self.evaluation is not None:
+            self.evaluation.epoch_end(self, "test")
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(p for p in self.parameters() if p.requires_grad)

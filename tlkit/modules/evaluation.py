@@ -1,0 +1,134 @@
+"""Generation-based evaluation, shared by every module: generate each eval prompt's answer, parse
+it, score it against the gold call (TS / PI / CF and the error category), log, and write every
+prediction to a JSONL file in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from tlkit.calls import parse_turn
+from tlkit.classify import Category, classify_call
+from tlkit.data.datamodule import PromptBatch
+from tlkit.metrics import ContentFillingAccuracy, ErrorCategoryRate, ParameterIdentificationAccuracy, ToolSelectionAccuracy, tool_call_levels
+
+
+def generate(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+             do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
+    """New tokens for left-padded prompts, stopping at the end-of-turn token; shape (b, new)."""
+    out = model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+        temperature=temperature if do_sample else None, top_p=None, top_k=None,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+    )
+    return out[:, input_ids.shape[1]:]
+
+
+def slot(key: str) -> str:
+    """A ModuleDict key for a log key (no dots allowed there)."""
+    return key.replace("/", ":").replace(".", "_")
+
+
+class EvalSet(nn.Module):
+    """The metrics of one eval set, with summed states (correct under DDP)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ts, self.pi, self.cf = ToolSelectionAccuracy(), ParameterIdentificationAccuracy(), ContentFillingAccuracy()
+        self.categories = ErrorCategoryRate()
+
+
+class GenerationEvaluation(nn.Module):
+    """Scores generated calls per eval set; `step` per prompt batch, `epoch_end` logs and writes."""
+
+    def __init__(self, max_new_tokens: int = 128, samples_to_log: int = 4):
+        super().__init__()
+        self.max_new_tokens, self.samples_to_log = max_new_tokens, samples_to_log
+        self.sets = nn.ModuleDict()
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.seconds = 0.0
+
+    def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch, stage: str) -> None:
+        started = time.perf_counter()
+        new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, self.max_new_tokens)
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        self.seconds += time.perf_counter() - started
+        key = f"{stage}/{batch.name}"
+        if slot(key) not in self.sets:
+            self.sets[slot(key)] = EvalSet().to(module.device)
+        metrics = self.sets[slot(key)]
+        scored_pred, scored_gold, categories = [], [], []
+        for example, text in zip(batch.examples, texts):
+            predicted = parse_turn(text, batch.call_format)
+            row = {"id": example.id, "prediction": text, "gold": [{"name": c.name, "arguments": c.arguments} for c in example.gold]}
+            if example.gold:
+                category = classify_call(predicted, example.gold[0], example.tools)
+                ts, pi, cf = tool_call_levels(predicted, example.gold[0])
+                row.update(category=category.value, ts=ts, pi=pi, cf=cf)
+                scored_pred.append(predicted)
+                scored_gold.append(example.gold[0])
+                categories.append(category)
+            else:  # no call is right here (e.g. BFCL irrelevance)
+                row.update(category=None, correct=not predicted)
+            self.rows[key].append(row)
+        if scored_gold:
+            for metric in (metrics.ts, metrics.pi, metrics.cf):
+                metric.update(scored_pred, scored_gold)
+            metrics.categories.update(categories)
+
+    def epoch_end(self, module: L.LightningModule, stage: str) -> None:
+        trainer = module.trainer
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        table = []
+        for key in sorted({k for k in self.rows if k.startswith(f"{stage}/")}):
+            metrics = self.sets[slot(key)]
+            values = {"ts": metrics.ts.compute(), "pi": metrics.pi.compute(), "cf": metrics.cf.compute()}
+            values.update({f"category/{c}": v for c, v in metrics.categories.compute().items()})
+            module.log_dict({f"{key}/{name}": value for name, value in values.items()}, add_dataloader_idx=False)
+            table.append((key.split("/", 1)[1], len(self.rows[key]), values))
+            self.write_rows(key, log_dir, trainer)
+            for metric in (metrics.ts, metrics.pi, metrics.cf, metrics.categories):
+                metric.reset()
+        module.log(f"{stage}/generation_seconds", self.seconds, reduce_fx="max", add_dataloader_idx=False)
+        if trainer.is_global_zero and table and stage == "test":
+            print(format_table(table))
+        for key in [k for k in self.rows if k.startswith(f"{stage}/")]:
+            del self.rows[key]
+        self.seconds = 0.0
+
+    def write_rows(self, key: str, log_dir: str | None, trainer: L.Trainer) -> None:
+        """Every prediction to `<run>/predictions/`, and a few samples to TensorBoard."""
+        rows = self.rows[key]
+        if log_dir is None:
+            return
+        stage, name = key.split("/", 1)
+        folder = Path(log_dir) / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+        path = folder / f"{stage}-step{trainer.global_step}-{name}{rank}.jsonl"
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        experiment = getattr(trainer.logger, "experiment", None)
+        if trainer.is_global_zero and hasattr(experiment, "add_text"):
+            samples = "\n\n".join(
+                f"**{row['id']}** ({row['category']})  \nprediction: `{row['prediction'].strip()[:300]}`  \ngold: `{json.dumps(row['gold'])[:300]}`"
+                for row in rows[: self.samples_to_log]
+            )
+            experiment.add_text(f"{key}/samples", samples, trainer.global_step)
+
+
+def format_table(table: list[tuple[str, int, dict[str, torch.Tensor]]]) -> str:
+    """A console table: one row per eval set, TS / PI / CF and the most common error categories."""
+    lines = [f"{'eval set':32s} {'n':>5s} {'TS':>6s} {'PI':>6s} {'CF':>6s}  top categories"]
+    for name, n, values in table:
+        shares = sorted(((float(v), k.split("/", 1)[1]) for k, v in values.items() if k.startswith("category/")), reverse=True)
+        top = ", ".join(f"{c} {100 * v:.0f}%" for v, c in shares[:3] if v > 0)
+        lines.append(f"{name:32s} {n:5d} {100 * float(values['ts']):6.1f} {100 * float(values['pi']):6.1f} {100 * float(values['cf']):6.1f}  {top}")
+    return "\n".join(lines)
