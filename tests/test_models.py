@@ -34,7 +34,7 @@ def test_lora_trains_only_the_adapter_and_exports_merged(tmp_path, tokenizer):
     ids = torch.tensor([tokenizer("finish(answer='done')")["input_ids"]])
     with torch.no_grad():
         expected = module(ids, torch.ones_like(ids))
-    out = export_pretrained(module.model, tokenizer, str(tmp_path / "merged"), merge_lora=True)
+    out = export_pretrained(module.policy, tokenizer, str(tmp_path / "merged"), merge_lora=True)
     merged = AutoModelForCausalLM.from_pretrained(out)
     assert not any("lora" in n for n, _ in merged.named_parameters())
     with torch.no_grad():

@@ -33,7 +33,9 @@ def main(shared: Path) -> None:
     out = copy_license(shared, "seal_tools")
     lines = (shared / "seal_tools/dev.jsonl").read_text().splitlines()[:200]
     (out / "dev_subset.jsonl").write_text("\n".join(lines) + "\n")
-    called = {call["api"] for line in lines for call in json.loads(line)["calling"]}
+    held_out = (shared / "seal_tools/test_in_domain.jsonl").read_text().splitlines()[:50]
+    (out / "test_in_domain_subset.jsonl").write_text("\n".join(held_out) + "\n")
+    called = {call["api"] for line in lines + held_out for call in json.loads(line)["calling"]}
     tools = [t for t in (shared / "seal_tools/tool.jsonl").read_text().splitlines() if json.loads(t)["api_name"] in called]
     (out / "tool.jsonl").write_text("\n".join(tools) + "\n")
 
@@ -46,7 +48,8 @@ def main(shared: Path) -> None:
         (out / "answer" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shared / "toolbench_examples/answer" / name, out / "answer" / name)
 
-    # Evaluation: the first 100 BFCL v3 simple and 50 multiple questions with their gold answers.
+    # Evaluation: the first 50 Seal-Tools test_in_domain records (above), and the first 100 BFCL v3
+    # simple and 50 multiple questions with their gold answers.
     out = copy_license(shared, "bfcl_v3")
     (out / "possible_answer").mkdir(exist_ok=True)
     for name, n in (("BFCL_v3_simple.json", 100), ("BFCL_v3_multiple.json", 50)):

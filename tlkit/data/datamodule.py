@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 
 import tlkit
 from tlkit.data.features import encode
-from tlkit.data.mae import ErrorDetector
+from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.readers import READERS, read_trajectories
 from tlkit.data.records import Message, RecordError, Tool, ToolCall, Trajectory
 from tlkit.data.render import RenderFormat, render_prompt
@@ -180,6 +180,8 @@ class ToolCallDataModule(L.LightningDataModule):
         error_regexes: MAE regular expressions; None for the defaults.
         cache_dir: Where `datasets` caches records and tokenised features; None for its default.
         seed: Seed of the length-grouped shuffling.
+        train_target: What the train loader yields: `trajectories` (token batches, for SFT) or
+            `prompts` (each unmasked call turn as a prompt with its gold call, for PPO rollouts).
     """
 
     def __init__(
@@ -198,6 +200,7 @@ class ToolCallDataModule(L.LightningDataModule):
         error_regexes: list[str] | None = None,
         cache_dir: str | None = None,
         seed: int = 0,
+        train_target: Literal["trajectories", "prompts"] = "trajectories",
     ):
         super().__init__()
         self.tokenizer_path = tokenizer
@@ -206,7 +209,7 @@ class ToolCallDataModule(L.LightningDataModule):
         self.format, self.max_length, self.batch_size = format, max_length, batch_size
         self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
         self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
-        self.cache_dir = cache_dir
+        self.cache_dir, self.train_target = cache_dir, train_target
         self.records: dict[str, list[tuple[DataFile, datasets.Dataset]]] = {}
         self.features: dict[str, datasets.Dataset] = {}
         self.mae_counts: Counter[tuple[str, str]] = Counter()
@@ -275,7 +278,25 @@ class ToolCallDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.train_target == "prompts":
+            return DataLoader(self.train_prompts(), batch_size=self.batch_size, shuffle=True,
+                              collate_fn=lambda b: self.prompt_collate("train", b))
         return self.loader("train", shuffle=True)
+
+    def train_prompts(self) -> list[EvalExample]:
+        """Every training turn that calls tools (and that MAE keeps), as a prompt with its gold calls."""
+        if "train" not in self.records:
+            self.setup("fit")
+        examples = []
+        for _, dataset in self.records.get("train", []):
+            for row in dataset:
+                trajectory = Trajectory.from_json(row["record"])
+                masked = masked_turns(trajectory, self.detector) if self.detector is not None else {}
+                for i, message in enumerate(trajectory.messages):
+                    if message.role == "assistant" and message.tool_calls and i not in masked:
+                        prompt = render_prompt(trajectory, i, self.format, self.tokenizer)
+                        examples.append(EvalExample(trajectory.id, row["source"], prompt, message.tool_calls, trajectory.tools, trajectory.meta))
+        return examples
 
     def prompt_collate(self, name: str, examples: list[EvalExample]) -> PromptBatch:
         ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"][-self.max_length :] for e in examples]

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from jsonargparse import lazy_instance
 
-from tlkit.data.datamodule import PromptBatch
-from tlkit.models import apply_lora, export_pretrained, load_causal_lm
-from tlkit.modules.evaluation import GenerationEvaluation
+from tlkit.models import apply_lora, load_causal_lm
+from tlkit.modules.base import ToolCallModule
 from tlkit.weighting import KeyTokenWeighting, Reduction, Weighting, weighted_cross_entropy
 
 
-class WeightedSFT(L.LightningModule):
+class WeightedSFT(ToolCallModule):
     """Weighted SFT: every trained assistant turn of a trajectory in one pass, key tokens up-weighted.
 
     Args:
@@ -55,21 +52,19 @@ class WeightedSFT(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         scheduler: LRSchedulerCallable | None = None,
     ):
-        super().__init__()
+        super().__init__(tokenizer, eval_generation, max_new_tokens, export, merge_lora)
         self.save_hyperparameters(ignore=["tokenizer", "weighting", "optimizer", "scheduler"])
-        self.tokenizer = tokenizer
         self.weighting, self.reduction = weighting, reduction
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.model = apply_lora(load_causal_lm(model, dtype), lora)
-        if tokenizer is not None and len(tokenizer) > self.model.get_input_embeddings().num_embeddings:
+        self.policy = apply_lora(load_causal_lm(model, dtype), lora)
+        if tokenizer is not None and len(tokenizer) > self.policy.get_input_embeddings().num_embeddings:
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {model} embeds only "
-                             f"{self.model.get_input_embeddings().num_embeddings}: they do not belong together")
+                             f"{self.policy.get_input_embeddings().num_embeddings}: they do not belong together")
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.evaluation = GenerationEvaluation(max_new_tokens) if eval_generation else None
+            self.policy.gradient_checkpointing_enable()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        return self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weighted loss, plain CE and the mean key-token weight of a batch."""
@@ -92,39 +87,14 @@ class WeightedSFT(L.LightningModule):
         self.log("train/supervised_tokens", out["tokens"].float(), batch_size=size, reduce_fx="sum")
         return out["loss"]
 
-    def evaluation_step(self, batch: dict[str, torch.Tensor] | PromptBatch, stage: str) -> None:
-        """Loss batches give `<stage>/loss`; prompt batches are generated and scored."""
-        if isinstance(batch, PromptBatch):
-            if self.evaluation is not None:
-                self.evaluation.step(self, self.model, self.tokenizer, batch, stage)
-            return
+    def eval_loss(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         out = self.losses(batch)
         size = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True, add_dataloader_idx=False)
         self.log(f"{stage}/ce", out["ce"], batch_size=size, sync_dist=True, add_dataloader_idx=False)
-
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.evaluation_step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.evaluation_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        if self.evaluation is not None and not self.trainer.sanity_checking:
-            self.evaluation.epoch_end(self, "val")
-
-    def on_test_epoch_end(self) -> None:
-        if self.evaluation is not None:
-            self.evaluation.epoch_end(self, "test")
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(p for p in self.parameters() if p.requires_grad)
         if self.scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "step"}}
-
-    def on_fit_end(self) -> None:
-        log_dir = self.trainer.log_dir  # every rank asks: it is a collective under DDP
-        if self.hparams.export and self.trainer.is_global_zero and log_dir and self.tokenizer is not None:
-            out = export_pretrained(self.model, self.tokenizer, str(Path(log_dir) / "hf_model"), self.hparams.merge_lora)
-            print(f"tlkit: exported Hugging Face format to {out}")
