@@ -120,3 +120,24 @@ def test_a_few_ppo_steps_raise_the_mean_reward(tokenizer, prompts, advantage, mo
         module.training_step(prompts, 0)
     after = favoured_probability(module, prompts)
     assert after > before + 0.3, (before, after)  # seen: 0.50 -> 0.95 (gae), 0.50 -> 1.00 (grpo)
+
+
+def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tlkit.cli import main
+
+    monkeypatch.chdir(ROOT)
+    main(["fit", "--config", "experiments/ppo.yaml", f"--model.init_args.model={MODEL}",
+          "--trainer.limit_train_batches=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+          "--data.batch_size=2", "--model.init_args.max_new_tokens=8", "--model.init_args.log_samples_every_n_steps=1",
+          f"--trainer.logger.init_args.save_dir={tmp_path}", f"--data.cache_dir={tmp_path / 'cache'}"])
+    events = EventAccumulator(str(tmp_path / "ppo/version_0")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("reward_mean", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl", "value_loss",
+                "explained_variance", "response_length", "rollout_seconds", "update_seconds", "category/format_error"):
+        assert f"ppo/{tag}" in scalars, sorted(scalars)
+    assert len(events.Scalars("ppo/reward_mean")) == 2
+    assert "val/test_in_domain_subset/ts" in scalars
+    assert "ppo/samples/text_summary" in events.Tags()["tensors"]
+    assert (tmp_path / "ppo/version_0/hf_model/config.json").exists()

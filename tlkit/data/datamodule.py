@@ -21,7 +21,6 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
-import tlkit
 from tlkit.data.features import encode
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.readers import READERS, read_trajectories
@@ -106,8 +105,17 @@ def file_stamp(path: str) -> str:
     return digest.hexdigest()
 
 
-def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, stamp: str, version: str):
-    """Rows of the record dataset; `stamp` and `version` only key the cache."""
+def code_stamp() -> str:
+    """Changes whenever the code that makes records and features changes: keys the caches."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parents[1]
+    for p in [*sorted(package.joinpath("data").rglob("*.py")), package / "calls.py", package / "weighting.py"]:
+        digest.update(p.read_bytes())
+    return digest.hexdigest()
+
+
+def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, stamp: str, code: str):
+    """Rows of the record dataset; `stamp` and `code` only key the cache."""
     for trajectory in read_trajectories(path, format):
         if noise is not None:
             from tlkit.data.noise import add_noise
@@ -124,7 +132,7 @@ def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
     try:
         return datasets.Dataset.from_generator(
             generate_rows,
-            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed, "stamp": file_stamp(file.path), "version": tlkit.__version__},
+            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed, "stamp": file_stamp(file.path), "code": code_stamp()},
             cache_dir=cache_dir,
         )
     except datasets.exceptions.DatasetGenerationError as error:
@@ -226,7 +234,7 @@ class ToolCallDataModule(L.LightningDataModule):
         records = datasets.concatenate_datasets([dataset for _, dataset in per_file])
         settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.format, self.max_length,
                     None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
-        fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{tlkit.__version__}".encode()).hexdigest()[:32]
+        fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{code_stamp()}".encode()).hexdigest()[:32]
         tokenizer, format, max_length, detector = self.tokenizer, self.format, self.max_length, self.detector
 
         def featurize(row: dict[str, Any]) -> dict[str, Any]:

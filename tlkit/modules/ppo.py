@@ -231,13 +231,13 @@ class ErrorAwarePPO(ToolCallModule):
                 logprobs = rl.logprobs_from_logits(logits, rollout.sequences[idx, -width:])
                 loss, pstats = rl.policy_loss(logprobs, rollout.logprobs[idx], rollout.advantages[idx], mask, hp.clip_range)
                 self.optimizer_update(actor_opt, loss)
-                totals.update({"policy_loss": float(loss), "entropy": float(rl.masked_mean(rl.entropy_from_logits(logits.detach()), mask)),
+                totals.update({"policy_loss": float(loss.detach()), "entropy": float(rl.masked_mean(rl.entropy_from_logits(logits.detach()), mask)),
                                **{k: float(v) for k, v in pstats.items()}})
                 if critic_opt is not None:
                     values = self.values(rollout.sequences[idx], rollout.attention_mask[idx], width, hidden)
                     vloss, vstats = rl.value_loss(values, rollout.values[idx], rollout.returns[idx], mask, hp.value_clip)
                     self.optimizer_update(critic_opt, vloss)
-                    totals.update({"value_loss": float(vloss), **{k: float(v) for k, v in vstats.items()}})
+                    totals.update({"value_loss": float(vloss.detach()), **{k: float(v) for k, v in vstats.items()}})
                 updates += 1
         self.kl.update(stats["kl"], n)
         self.log_rollout(stats, rollout, totals, updates, rollout_seconds, time.perf_counter() - started - rollout_seconds)
