@@ -1,0 +1,61 @@
+"""ToolCallDataModule: per-file eval sets (clean and noisy), prompts for PPO, length grouping, MAE audit."""
+
+from pathlib import Path
+
+import pytest
+
+from tlkit.data.datamodule import DataFile, LengthGroupedSampler, ToolCallDataModule
+from tlkit.data.records import RecordError
+
+MODEL = str(Path(__file__).resolve().parents[1] / "experiments/models/tiny-llama")
+
+
+def test_eval_sets_clean_and_noisy(shared_data, tmp_path):
+    simple = str(shared_data / "bfcl_v3/BFCL_v3_simple.json")
+    dm = ToolCallDataModule(MODEL, test=[DataFile(simple, "bfcl"), DataFile(simple, "bfcl", noise="medium", noise_seed=1)],
+                            cache_dir=str(tmp_path))
+    sets = dm.eval_examples("test")
+    assert list(sets) == ["BFCL_v3_simple", "BFCL_v3_simple+medium"]
+    clean, noisy = sets["BFCL_v3_simple"], sets["BFCL_v3_simple+medium"]
+    assert len(clean) == len(noisy) == 400
+    assert clean[0].gold[0].name == "calculate_triangle_area" and clean[0].prompt.endswith("Assistant:")
+    assert noisy[0].gold[0].name != clean[0].gold[0].name  # the gold tool is renamed...
+    assert noisy[0].gold[0].name in noisy[0].prompt  # ...consistently with the offered tools
+    # every gold name changes, except simple_363's, whose gold names a tool that is not on offer
+    unchanged = [a.id for a, b in zip(clean, noisy) if a.gold[0].name == b.gold[0].name]
+    assert unchanged == ["simple_363"]
+
+
+def test_train_prompts_are_the_call_turns_mae_keeps(shared_data, tmp_path):
+    golden = DataFile(str(shared_data / "toolalpaca_golden/golden-eval_real.json"), "toolalpaca_golden")
+    with_mae = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts")
+    without = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts", mae=False)
+    prompts, all_calls = with_mae.train_prompts(), without.train_prompts()
+    masked = sum(with_mae.masked_turn_counts().values())
+    assert masked == 21 and len(all_calls) == 136 and len(prompts) == 136 - masked
+    batch = next(iter(with_mae.train_dataloader()))
+    assert batch.input_ids.shape[0] == 8 and (batch.attention_mask[:, -1] == 1).all()  # left-padded prompts
+
+
+def test_length_grouped_batches_cover_everything_with_little_padding():
+    lengths = [(i * 37) % 500 + 10 for i in range(1000)]
+    order = list(LengthGroupedSampler(lengths, batch_size=8, seed=0))
+    assert sorted(order) == list(range(1000))
+    batches = [order[i:i + 8] for i in range(0, 1000, 8)]
+    padding = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert padding / sum(lengths) < 0.05
+    assert order != list(LengthGroupedSampler(lengths, batch_size=8, seed=1))
+
+
+def test_bad_record_surfaces_with_its_location(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "messages": [{"role": "robot", "content": "hi"}]}\n')
+    dm = ToolCallDataModule(MODEL, train=[DataFile(str(path), "tlkit")], cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(RecordError, match=r"bad.jsonl: record a.*messages\[0\]\.role"):
+        dm.setup("fit")
+
+
+def test_unknown_format_lists_the_known_ones(tmp_path):
+    dm = ToolCallDataModule(MODEL, train=[DataFile(str(tmp_path), "csv")])
+    with pytest.raises(ValueError, match="known formats: tlkit, bfcl"):
+        dm.setup("fit")
