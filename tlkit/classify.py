@@ -70,6 +70,21 @@ def argument_errors(predicted: ToolCall, gold: ToolCall, tool: Tool) -> tuple[se
     return names - defined, (names & defined) - set(gold.arguments), set(gold.arguments) - names
 
 
+def argument_category(hallucinated: set, redundant: set, missing: set) -> Category | None:
+    """The argument-level category, combinations first as the reference checks them; None when the names are right."""
+    if hallucinated and redundant and missing:
+        return Category.PARAM_HALLUCINATION_REDUNDANT_MISSING
+    if hallucinated and (redundant or missing):
+        return Category.PARAM_HALLUCINATION_REDUNDANT_OR_MISSING
+    if redundant and missing:
+        return Category.REDUNDANT_MISSING
+    if hallucinated:
+        return Category.PARAM_HALLUCINATION
+    if redundant or missing:
+        return Category.REDUNDANT_OR_MISSING
+    return None
+
+
 def classify_call(
     predicted: Sequence[ToolCall] | None, gold: ToolCall, tools: Sequence[Tool], strict: bool = False
 ) -> Category:
@@ -86,17 +101,9 @@ def classify_call(
         return Category.TOOL_HALLUCINATION
     if call.name != gold.name:
         return Category.WRONG_TOOL
-    hallucinated, redundant, missing = argument_errors(call, gold, offered[call.name])
-    if hallucinated and redundant and missing:
-        return Category.PARAM_HALLUCINATION_REDUNDANT_MISSING
-    if hallucinated and (redundant or missing):
-        return Category.PARAM_HALLUCINATION_REDUNDANT_OR_MISSING
-    if redundant and missing:
-        return Category.REDUNDANT_MISSING
-    if hallucinated:
-        return Category.PARAM_HALLUCINATION
-    if redundant or missing:
-        return Category.REDUNDANT_OR_MISSING
+    by_names = argument_category(*argument_errors(call, gold, offered[call.name]))
+    if by_names is not None:
+        return by_names
     if not all(values_match(call.arguments[name], value, strict) for name, value in gold.arguments.items()):
         return Category.CONTENT_ERROR
     return Category.CORRECT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from lightning.pytorch import LightningModule
@@ -15,6 +16,17 @@ TRAINER_DEFAULTS = {
 }
 
 
+DESCRIPTION = (
+    "tlkit: train language models to call tools (TL-Training: MAE, PKT, IRM). One YAML per experiment: "
+    "tlkit fit --config experiments/sft.yaml. Beside fit / validate / test / predict: "
+    "tlkit score --help (score prediction files), tlkit ablate --help (the ablation table)."
+)
+
+
+# Verbs beside LightningCLI's own, each a module with `main(args)`.
+EXTRA_VERBS = {"score": "tlkit.score", "ablate": "tlkit.ablate"}
+
+
 class TLKitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The model folder is written once: the tokenizer is read from it, and the loaded
@@ -24,12 +36,10 @@ class TLKitCLI(LightningCLI):
 
 
 def main(args: ArgsType = None) -> None:
-    """`tlkit fit | validate | test | predict` (LightningCLI), and `tlkit score` beside them."""
+    """`tlkit fit | validate | test | predict` (LightningCLI), and `tlkit score | ablate` beside them."""
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] == ["score"]:
-        from tlkit.score import main as score
-
-        score(argv[1:])
+    if argv and argv[0] in EXTRA_VERBS:
+        importlib.import_module(EXTRA_VERBS[argv[0]]).main(argv[1:])
         return
     try:
         TLKitCLI(
@@ -38,6 +48,7 @@ def main(args: ArgsType = None) -> None:
             subclass_mode_model=True,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": False},
+            parser_kwargs={"description": DESCRIPTION},
             auto_configure_optimizers=False,
             args=args,
         )

@@ -43,7 +43,7 @@ from jsonargparse import ArgumentParser
 
 from tlkit.benchmarks import OK, _perfect_matching, check_bfcl, check_bfcl_call, score_rotbench
 from tlkit.calls import ParseFormat, parse_calls, parse_react
-from tlkit.classify import Category, classify_call
+from tlkit.classify import Category, argument_category, classify_call
 from tlkit.data.datamodule import target_message_index
 from tlkit.data.readers import READERS, read_trajectories
 from tlkit.data.readers._common import read_text
@@ -184,21 +184,6 @@ def worst_pairing(n_gold: int, n_predicted: int, judge: Callable[[int, int], Cat
         unused.discard(j)
         categories.append(category)
     return min(categories, key=RANK.__getitem__)
-
-
-def argument_category(hallucinated: set, redundant: set, missing: set) -> Category | None:
-    """The argument-level category of design.md's rule order, None when the names are right."""
-    if hallucinated and redundant and missing:
-        return Category.PARAM_HALLUCINATION_REDUNDANT_MISSING
-    if hallucinated and (redundant or missing):
-        return Category.PARAM_HALLUCINATION_REDUNDANT_OR_MISSING
-    if redundant and missing:
-        return Category.REDUNDANT_MISSING
-    if hallucinated:
-        return Category.PARAM_HALLUCINATION
-    if redundant or missing:
-        return Category.REDUNDANT_OR_MISSING
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -227,7 +227,8 @@ class ToolCallDataModule(L.LightningDataModule):
         for split in splits.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             if split not in self.features and self.files[split]:
                 self.records[split], self.features[split] = self.prepare_split(split)
-        self.log_mae()
+                if split == "train":
+                    self.log_mae()
 
     def prepare_split(self, split: str) -> tuple[list[tuple[DataFile, datasets.Dataset]], datasets.Dataset]:
         per_file = [(f, read_records(f, self.cache_dir)) for f in self.files[split]]
