@@ -70,7 +70,7 @@ def main() -> None:
             command = [sys.executable, "-m", "tlkit.cli", "fit", *config, f"--model.init_args.model={model}",
                        f"--trainer.limit_train_batches={args.steps}", "--trainer.max_steps=-1", "--trainer.max_epochs=1",
                        "--trainer.limit_val_batches=0", "--model.init_args.export=false", "--data.batch_size=4",
-                       "--model.init_args.max_new_tokens=32", "--trainer.enable_checkpointing=false",
+                       "--model.init_args.max_new_tokens=32",
                        f"--trainer.logger.init_args.save_dir={tmp}/runs"]
             started = time.perf_counter()
             done = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=ROOT, capture_output=True, text=True)
