@@ -141,3 +141,18 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     assert "val/test_in_domain_subset/ts" in scalars
     assert "ppo/samples/text_summary" in events.Tags()["tensors"]
     assert (tmp_path / "ppo/version_0/hf_model/config.json").exists()
+
+
+def test_policy_starts_from_a_weighted_sft_checkpoint(tokenizer, tmp_path):
+    import lightning as L
+
+    from tlkit.modules.sft import WeightedSFT
+
+    torch.manual_seed(0)
+    sft = WeightedSFT(MODEL, tokenizer, eval_generation=False)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0, accelerator="cpu")
+    trainer.strategy.connect(sft)
+    trainer.save_checkpoint(tmp_path / "sft.ckpt")
+    ppo = ErrorAwarePPO(str(tmp_path / "sft.ckpt"), tokenizer, critic="shared")
+    for (name, a), (_, b) in zip(sft.policy.state_dict().items(), ppo.policy.state_dict().items()):
+        assert torch.equal(a, b), name
