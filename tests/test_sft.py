@@ -100,3 +100,12 @@ def test_fit_with_ddp_on_two_cpu_processes(tmp_path):
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     logged = scalars(tmp_path / "runs/sft/version_0")
     assert len(logged["train/loss"]) == 2 and "val/loss" in logged
+
+
+def test_predict_writes_every_answer(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    main(["predict", "--config", str(ROOT / "experiments/sft.yaml"), *fit_args(tmp_path)[3:], "--trainer.limit_predict_batches=1"])
+    written = sorted((tmp_path / "runs/sft/version_0/predictions").glob("predict-*.jsonl"))
+    assert [p.name.split("-", 2)[2] for p in written] == ["BFCL_v3_multiple.jsonl", "BFCL_v3_simple.jsonl", "test_in_domain_subset.jsonl"]
+    assert all(len(p.read_text().splitlines()) == 2 for p in written)  # one batch of 2 per set
+    assert "test_in_domain_subset" in capsys.readouterr().out

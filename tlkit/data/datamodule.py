@@ -329,6 +329,10 @@ class ToolCallDataModule(L.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         return [self.loader("test", shuffle=False), *self.prompt_loaders("test")]
 
+    def predict_dataloader(self) -> list[DataLoader]:
+        """The test sets' prompts: `tlkit predict` writes every answer to `<run>/predictions/`."""
+        return self.prompt_loaders("test")
+
     def masked_turn_counts(self) -> dict[tuple[str, str], int]:
         """How many training turns MAE masked, by (source file, reason)."""
         return dict(self.mae_counts)

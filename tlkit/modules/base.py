@@ -40,6 +40,14 @@ class ToolCallModule(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self.evaluation_step(batch, "test")
 
+    def predict_step(self, batch: PromptBatch, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+        if self.evaluation is None:
+            raise RuntimeError("predict generates answers: set model.init_args.eval_generation: true")
+        return self.evaluation.step(self, self.policy, self.tokenizer, batch, "predict")
+
+    def on_predict_epoch_end(self) -> None:
+        self.evaluation.epoch_end(self, "predict")
+
     def on_validation_epoch_end(self) -> None:
         if self.evaluation is not None and not self.trainer.sanity_checking:
             self.evaluation.epoch_end(self, "val")

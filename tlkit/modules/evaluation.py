@@ -56,7 +56,8 @@ class GenerationEvaluation(nn.Module):
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.seconds = 0.0
 
-    def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch, stage: str) -> None:
+    def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch, stage: str) -> list[dict[str, Any]]:
+        """Generate, parse and score one prompt batch; returns its prediction rows."""
         started = time.perf_counter()
         new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, self.max_new_tokens)
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -83,6 +84,7 @@ class GenerationEvaluation(nn.Module):
             for metric in (metrics.ts, metrics.pi, metrics.cf):
                 metric.update(scored_pred, scored_gold)
             metrics.categories.update(categories)
+        return self.rows[key][-len(batch.examples):]
 
     def epoch_end(self, module: L.LightningModule, stage: str) -> None:
         trainer = module.trainer
@@ -92,13 +94,15 @@ class GenerationEvaluation(nn.Module):
             metrics = self.sets[slot(key)]
             values = {"ts": metrics.ts.compute(), "pi": metrics.pi.compute(), "cf": metrics.cf.compute()}
             values.update({f"category/{c}": v for c, v in metrics.categories.compute().items()})
-            module.log_dict({f"{key}/{name}": value for name, value in values.items()}, add_dataloader_idx=False)
+            if stage != "predict":  # Lightning does not log while predicting; the table and files say it all
+                module.log_dict({f"{key}/{name}": value for name, value in values.items()}, add_dataloader_idx=False)
             table.append((key.split("/", 1)[1], len(self.rows[key]), values))
             self.write_rows(key, log_dir, trainer)
             for metric in (metrics.ts, metrics.pi, metrics.cf, metrics.categories):
                 metric.reset()
-        module.log(f"{stage}/generation_seconds", self.seconds, reduce_fx="max", add_dataloader_idx=False)
-        if trainer.is_global_zero and table and stage == "test":
+        if stage != "predict":
+            module.log(f"{stage}/generation_seconds", self.seconds, reduce_fx="max", add_dataloader_idx=False)
+        if trainer.is_global_zero and table and stage in ("test", "predict"):
             print(format_table(table))
         for key in [k for k in self.rows if k.startswith(f"{stage}/")]:
             del self.rows[key]
