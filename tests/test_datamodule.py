@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tlkit.data.datamodule import DataFile, LengthGroupedSampler, ToolCallDataModule
+from tlkit.data.batching import LengthGroupedSampler
+from tlkit.data.datamodule import DataFile, ToolCallDataModule
 from tlkit.data.records import RecordError
 
 MODEL = str(Path(__file__).resolve().parents[1] / "experiments/models/tiny-llama")

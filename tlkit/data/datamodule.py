@@ -9,22 +9,21 @@ goes to padding.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import datasets
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
+from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch
 from tlkit.data.features import encode
+from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
-from tlkit.data.readers import READERS, read_trajectories
-from tlkit.data.records import Message, RecordError, Tool, ToolCall, Trajectory
+from tlkit.data.records import Message, Trajectory
 from tlkit.data.render import RenderFormat, render_prompt
 from tlkit.models import load_tokenizer
 
@@ -33,139 +32,12 @@ FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "json"}
 
 
-@dataclass
-class DataFile:
-    """One data file and the reader for its format.
-
-    Args:
-        path: A file (or, for `toolbench` and `api_bank`, a folder).
-        format: The reader: tlkit, bfcl, seal_tools, toolalpaca, toolalpaca_golden, toolbench,
-            api_bank, glaive, rotbench or tl_training.
-        noise: RoTBench-style noise on tool and parameter names (evaluation sets): slight, medium,
-            heavy or union; None for the clean data.
-        noise_seed: Seed of the noise.
-    """
-
-    path: str
-    format: str = "tlkit"
-    noise: Literal["slight", "medium", "heavy", "union"] | None = None
-    noise_seed: int = 0
-
-    @property
-    def name(self) -> str:
-        """How logs and prediction files name this set, e.g. `BFCL_v3_simple+heavy`."""
-        return Path(self.path).stem + (f"+{self.noise}" if self.noise else "")
-
-
-class EvalExample(NamedTuple):
-    """A prompt ending where the model must call a tool, with the gold answer to judge it by."""
-
-    id: str
-    source: str
-    prompt: str
-    gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
-    tools: tuple[Tool, ...]
-    meta: dict[str, Any]
-
-
-class PromptBatch:
-    """Prompts of one eval set, left-padded for batched generation, with their examples.
-
-    A plain object (not a collection) so Lightning moves only its tensors to the device.
-    """
-
-    def __init__(self, name: str, call_format: str, examples: list[EvalExample], input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        self.name, self.call_format, self.examples = name, call_format, examples
-        self.input_ids, self.attention_mask = input_ids, attention_mask
-
-    def to(self, device: Any) -> PromptBatch:
-        self.input_ids, self.attention_mask = self.input_ids.to(device), self.attention_mask.to(device)
-        return self
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-
 def target_message_index(trajectory: Trajectory) -> int | None:
     """The turn a record is scored on: its last assistant turn with tool calls."""
     for i in range(len(trajectory.messages) - 1, -1, -1):
         if trajectory.messages[i].role == "assistant" and trajectory.messages[i].tool_calls:
             return i
     return None
-
-
-def file_stamp(path: str) -> str:
-    """Changes whenever the file (or any file below the folder) changes: keys the record cache."""
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    digest = hashlib.sha256()
-    for p in files:
-        stat = p.stat()
-        digest.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
-
-
-def code_stamp() -> str:
-    """Changes whenever the code that makes records and features changes: keys the caches."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parents[1]
-    for p in [*sorted(package.joinpath("data").rglob("*.py")), package / "calls.py", package / "weighting.py"]:
-        digest.update(p.read_bytes())
-    return digest.hexdigest()
-
-
-def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, stamp: str, code: str):
-    """Rows of the record dataset; `stamp` and `code` only key the cache."""
-    for trajectory in read_trajectories(path, format):
-        if noise is not None:
-            from tlkit.data.noise import add_noise
-
-            trajectory = add_noise(trajectory, noise, noise_seed)
-        yield {"id": trajectory.id, "source": path, "record": trajectory.to_json()}
-
-
-def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
-    if file.format not in READERS:
-        raise ValueError(f"data file {file.path}: unknown format {file.format!r}; known formats: {', '.join(READERS)}")
-    if not os.path.exists(file.path):
-        raise FileNotFoundError(f"data file {file.path} ({file.format}) does not exist")
-    try:
-        return datasets.Dataset.from_generator(
-            generate_rows,
-            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed, "stamp": file_stamp(file.path), "code": code_stamp()},
-            cache_dir=cache_dir,
-        )
-    except datasets.exceptions.DatasetGenerationError as error:
-        if isinstance(error.__cause__, RecordError):  # the reader's own message names file, record, field
-            raise error.__cause__ from None
-        raise
-
-
-class LengthGroupedSampler(Sampler[int]):
-    """Shuffled indices in which each run of `batch_size` holds samples of similar length.
-
-    Mega-batches of `batch_size * group` random indices are sorted by length and cut into batches,
-    and the batches are shuffled: padding falls, randomness stays. Under DDP Lightning splits this
-    order across processes, which keeps neighbours (similar lengths) on the same step.
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0):
-        self.lengths, self.batch_size, self.group, self.seed, self.epoch = lengths, batch_size, group, seed, 0
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        size = self.batch_size * self.group
-        batches = []
-        for start in range(0, len(order), size):
-            chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for b in torch.randperm(len(batches), generator=generator).tolist():
-            yield from batches[b]
 
 
 class ToolCallDataModule(L.LightningDataModule):

@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from tlkit.data.datamodule import PromptBatch
+from tlkit.data.batching import PromptBatch
 from tlkit.models import export_pretrained
 from tlkit.modules.evaluation import GenerationEvaluation
 

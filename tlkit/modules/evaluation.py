@@ -17,7 +17,7 @@ from torch import nn
 
 from tlkit.calls import parse_turn
 from tlkit.classify import Category, classify_call
-from tlkit.data.datamodule import PromptBatch
+from tlkit.data.batching import PromptBatch
 from tlkit.metrics import ContentFillingAccuracy, ErrorCategoryRate, ParameterIdentificationAccuracy, ToolSelectionAccuracy, tool_call_levels
 
 

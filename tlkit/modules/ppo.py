@@ -18,7 +18,7 @@ from torch import nn
 from tlkit import rl
 from tlkit.calls import parse_turn
 from tlkit.classify import Category, classify_call
-from tlkit.data.datamodule import PromptBatch
+from tlkit.data.batching import PromptBatch
 from tlkit.models import apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
 from tlkit.modules.evaluation import generate

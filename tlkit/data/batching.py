@@ -1,0 +1,66 @@
+"""What batches are made of: prompts with their gold answers, and length-grouped sampling."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import Sampler
+
+from tlkit.data.records import Tool, ToolCall
+
+
+class EvalExample(NamedTuple):
+    """A prompt ending where the model must call a tool, with the gold answer to judge it by."""
+
+    id: str
+    source: str
+    prompt: str
+    gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
+    tools: tuple[Tool, ...]
+    meta: dict[str, Any]
+
+
+class PromptBatch:
+    """Prompts of one eval set, left-padded for batched generation, with their examples.
+
+    A plain object (not a collection) so Lightning moves only its tensors to the device.
+    """
+
+    def __init__(self, name: str, call_format: str, examples: list[EvalExample], input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        self.name, self.call_format, self.examples = name, call_format, examples
+        self.input_ids, self.attention_mask = input_ids, attention_mask
+
+    def to(self, device: Any) -> PromptBatch:
+        self.input_ids, self.attention_mask = self.input_ids.to(device), self.attention_mask.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Shuffled indices in which each run of `batch_size` holds samples of similar length.
+
+    Mega-batches of `batch_size * group` random indices are sorted by length and cut into batches,
+    and the batches are shuffled: padding falls, randomness stays. Under DDP Lightning splits this
+    order across processes, which keeps neighbours (similar lengths) on the same step.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0):
+        self.lengths, self.batch_size, self.group, self.seed, self.epoch = lengths, batch_size, group, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        size = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            yield from batches[b]
