@@ -130,7 +130,7 @@ class Blocks:
         self.left = command["steps"]
         self.stopped = self.left == 0
         self.stats = {"seconds": 0.0, "steps": 0, "real": 0, "positions": 0, "supervised": 0, "step_seconds": []}
-        self.digest = 0
+        self.digest = ""
         self.last = time.perf_counter()
 
     def step_done(self, real: int, positions: int, supervised: int, input_ids: Any = None) -> None:
@@ -146,7 +146,7 @@ class Blocks:
         if input_ids is not None:  # an order-sensitive fingerprint of the batches, to check they are identical
             import hashlib
 
-            self.digest = hash((self.digest, hashlib.sha1(input_ids.numpy().tobytes()).hexdigest()))
+            self.digest = hashlib.sha1(self.digest.encode() + input_ids.numpy().tobytes()).hexdigest()
         self.left -= 1
         if self.left == 0:
             send({"block": {**s, "digest": self.digest}})

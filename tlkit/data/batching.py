@@ -62,5 +62,8 @@ class LengthGroupedSampler(Sampler[int]):
         for start in range(0, len(order), size):
             chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for b in torch.randperm(len(batches), generator=generator).tolist():
-            yield from batches[b]
+        shuffled = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+        # The DataLoader cuts this stream into batches again: a short batch in the middle would shift
+        # every later cut across two length groups, so short batches go last.
+        for batch in sorted(shuffled, key=lambda b: len(b) < self.batch_size):
+            yield from batch
