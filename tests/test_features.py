@@ -100,3 +100,18 @@ def test_chat_template_format_finds_turns_and_key_tokens(tokenizer):
     assert rendered.text[:first.start].endswith("<|assistant|>")
     keys, features = key_token_texts(record, templated, "chat_template")
     assert len(keys) == 2 and features["n_turns"] == 2
+
+
+def test_nothing_after_the_last_target_is_fed(tokenizer):
+    """Tokens after the last trained turn carry no loss and cannot change an earlier one: cut."""
+    record = Trajectory("t", TOOLS, (
+        Message("user", "Find papers."),
+        Message("assistant", "Which topic?"),
+        Message("user", "Tool learning."),
+        Message("assistant", "", (ToolCall("getPapersByKeywords", {"query": "tool learning"}),)),
+        Message("tool", "NameError: name 'getPapersByKeywords' is not defined"),
+    ))
+    features = encode(record, tokenizer, "paper", detector=ErrorDetector())
+    assert features["n_turns"] == 1 and features["turn_ids"][-1] == 0
+    assert tokenizer.decode(features["input_ids"]).endswith("Which topic?" + tokenizer.eos_token)
+    assert encode(record, tokenizer, "paper")["n_turns"] == 2  # without MAE the call trains, so it is kept

@@ -118,11 +118,12 @@ class ToolCallDataModule(L.LightningDataModule):
         if split == "train":
             for source, masked in zip(features["source"], features["masked"]):
                 self.mae_counts.update((source, reason) for reason in masked)
-        truncated = sum(features["truncated"])
         rank_zero_info(
             f"tlkit data [{split}]: {len(features)} trajectories, {sum(features['n_turns'])} trained turns, "
-            f"{sum(len(m) for m in features['masked'])} masked by MAE, {truncated} cut at {max_length} tokens"
+            f"{sum(len(m) for m in features['masked'])} masked by MAE, {sum(features['truncated'])} cut at {max_length} tokens"
         )
+        if split == "train":  # a trajectory whose every turn MAE masked has nothing left to train on
+            features = features.filter(lambda n: n > 0, input_columns="n_turns", new_fingerprint=f"{fingerprint}-trained")
         return per_file, features
 
     def log_mae(self) -> None:

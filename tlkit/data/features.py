@@ -59,8 +59,11 @@ def encode(
                     argument_end_mask[i] = True
 
     ids = list(encoding["input_ids"])
-    truncated = max_length is not None and len(ids) > max_length
-    keep = max_length if truncated else len(ids)
+    supervised = np.flatnonzero(turn_ids >= 0)
+    # Tokens after the last target carry no loss and change no earlier one (causal): not fed at all.
+    end = int(supervised[-1]) + 1 if len(supervised) else len(ids)
+    truncated = max_length is not None and end > max_length
+    keep = max_length if truncated else end
     return {
         "input_ids": ids[:keep],
         "turn_ids": turn_ids[:keep].tolist(),
