@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +20,10 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import model_folder  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "experiments/models/tiny-llama"
 LORA = "{r: 8, lora_alpha: 16, target_modules: [q_proj, k_proj, v_proj, o_proj]}"
 
 RUNS = {
@@ -43,17 +44,6 @@ if done.returncode:
     sys.stderr.write(done.stderr[-3000:]); sys.exit(done.returncode)
 print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
-
-
-def model_folder(hidden: int, layers: int, out: Path) -> Path:
-    config = AutoConfig.from_pretrained(TINY)
-    config.hidden_size, config.num_hidden_layers = hidden, layers
-    config.intermediate_size, config.num_attention_heads = int(hidden * 8 / 3) // 64 * 64, hidden // 64
-    config.num_key_value_heads = config.num_attention_heads
-    config.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(TINY / name, out / name)
-    return out
 
 
 def main() -> None:
