@@ -8,6 +8,7 @@ one (data loading included) and pauses, untimed, between blocks.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -30,6 +31,17 @@ DATASETS = {  # name: (path under the data root, tlkit reader)
 }
 MARK = "@@bench "
 MACHINE = "shared 2-core CPU, no GPU (other jobs may run beside it: numbers are indicative)"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every SFT benchmark shares: model size, batch size, threads, data location."""
+    parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the tiny Llama's 256)")
+    parser.add_argument("--layers", type=int, default=None, help="layers (default: the tiny Llama's 4)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per process (1: on a shared 2-core machine two OpenMP threads stall "
+                             "whenever another job takes a core)")
+    parser.add_argument("--data-root", default=str(DATA_ROOT))
 
 
 def model_folder(hidden: int | None, layers: int | None, out: Path) -> Path:

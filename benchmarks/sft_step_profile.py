@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA_ROOT, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
+from _common import add_common_arguments, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
 
 
 def sampler_padding(lengths: list[int], batch_size: int, seed: int) -> tuple[float, float]:
@@ -49,13 +49,9 @@ def sampler_padding(lengths: list[int], batch_size: int, seed: int) -> tuple[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=list(DATASETS), default="bfcl_simple")
-    parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the tiny Llama's 256)")
-    parser.add_argument("--layers", type=int, default=None, help="layers (default: the tiny Llama's 4)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    add_common_arguments(parser)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data-root", default=str(DATA_ROOT))
     args = parser.parse_args()
     set_threads(args.threads)
     quiet()

@@ -40,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA_ROOT, DATASETS, MACHINE, Blocks, Worker, cycle, data_path, describe_model, model_folder, quiet,
+    add_common_arguments,
+    DATASETS, MACHINE, Blocks, Worker, cycle, data_path, describe_model, model_folder, quiet,
     run_alternating, set_threads, today, totals,
 )
 
@@ -271,16 +272,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=["bfcl_simple", "toolalpaca_golden"])
     parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=[s for s in SYSTEMS if s != "tlkit-direct"],
                         help="systems to run (default: all but tlkit-direct, which shows what the Trainer costs)")
-    parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the tiny Llama's 256)")
-    parser.add_argument("--layers", type=int, default=None, help="layers (default: the tiny Llama's 4)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    add_common_arguments(parser)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per system before the rounds (>= 1)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alternating blocks")
     parser.add_argument("--steps", type=int, default=3, help="steps per block")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process (1: on a shared 2-core machine two OpenMP threads stall whenever another job takes a core)")
-    parser.add_argument("--data-root", default=str(DATA_ROOT))
     parser.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA_ROOT, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
+from _common import add_common_arguments, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
 
 
 def weighting_inputs(batch):
@@ -100,15 +100,11 @@ def measure(args, dataset: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=["bfcl_simple", "toolalpaca_golden"])
-    parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the tiny Llama's 256)")
-    parser.add_argument("--layers", type=int, default=None, help="layers (default: the tiny Llama's 4)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    add_common_arguments(parser)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=8, help="distinct batches per data set")
     parser.add_argument("--repeats", type=int, default=3, help="passes over those batches (each step runs once per strategy)")
     parser.add_argument("--calls", type=int, default=200, help="weighting calls per batch in the call-alone timing")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared 2-core machine)")
-    parser.add_argument("--data-root", default=str(DATA_ROOT))
     args = parser.parse_args()
     set_threads(args.threads)
     quiet()

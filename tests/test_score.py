@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tlkit.classify import Category
 from tlkit.calls import render_calls
 from tlkit.data.readers import read_trajectories
 from tlkit.data.records import ToolCall, Trajectory
@@ -66,18 +67,7 @@ def score(
 
 def categories(**percent: float) -> dict[str, float]:
     """The full category table: the given shares, every other category 0."""
-    names = [
-        "format_error",
-        "tool_hallucination",
-        "wrong_tool",
-        "param_hallucination_redundant_missing",
-        "param_hallucination_redundant_or_missing",
-        "redundant_missing",
-        "param_hallucination",
-        "redundant_or_missing",
-        "content_error",
-        "correct",
-    ]
+    names = [category.value for category in Category]
     return {name: percent.get(name, 0.0) for name in names}
 
 
