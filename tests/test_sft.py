@@ -48,6 +48,34 @@ def test_one_pass_gives_the_per_turn_expansion_losses(tokenizer, shared_data):
         assert abs(expanded[turn] - loss) < 1e-4, (turn, expanded[turn], loss)
 
 
+def test_logits_of_supervised_positions_only_give_the_full_loss_and_gradients(tokenizer, shared_data):
+    """WeightedSFT projects only supervised positions onto the vocabulary; loss and gradients are unchanged."""
+    from tlkit.data.datamodule import ToolCallDataModule
+    from tlkit.weighting import weighted_cross_entropy
+
+    torch.manual_seed(0)
+    module = WeightedSFT(MODEL, tokenizer)
+    records = list(read_trajectories(str(shared_data / "glaive_toolcall/glaive_toolcall_en_demo.json"), "glaive"))[:4]
+    batch = ToolCallDataModule(tokenizer=MODEL).collate([encode(r, tokenizer, "paper") for r in records])
+    assert (batch["turn_ids"] < 0).float().mean() > 0.3  # prompts and padding: positions the head skips
+
+    def full_loss():  # every position through the LM head, then the same loss
+        logits = module(batch["input_ids"], batch["attention_mask"])[:, :-1]
+        turn_ids = batch["turn_ids"][:, 1:]
+        weights = module.weighting(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
+        return weighted_cross_entropy(logits, batch["input_ids"][:, 1:], weights, turn_ids)[0]
+
+    losses, grads = [], []
+    for loss_fn in (lambda: module.losses(batch)["loss"], full_loss):
+        module.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in module.parameters()]))
+    assert abs(losses[0] - losses[1]) < 1e-5
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
 def fit_args(tmp_path: Path) -> list[str]:
     return [
         "fit", "--config", str(ROOT / "experiments/sft.yaml"),

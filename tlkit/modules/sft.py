@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from jsonargparse import lazy_instance
 
@@ -63,15 +64,18 @@ class WeightedSFT(ToolCallModule):
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: torch.Tensor | int = 0) -> torch.Tensor:
+        """Logits (b, s, v); with a boolean (b, s) `logits_to_keep`, (n, v) for its n True positions."""
+        return self.policy(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep, use_cache=False).logits
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weighted loss, plain CE and the mean key-token weight of a batch."""
-        logits = self(batch["input_ids"], batch["attention_mask"])[:, :-1]
         # Masks are aligned with input tokens; the logit at t predicts token t + 1.
         targets, turn_ids = batch["input_ids"][:, 1:], batch["turn_ids"][:, 1:]
         key_mask, argument_end_mask = batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:]
+        # Only supervised positions go through the LM head (a (hidden x vocab) matmul per position).
+        keep = F.pad(turn_ids >= 0, (0, 1), value=False)
+        logits = self(batch["input_ids"], batch["attention_mask"], logits_to_keep=keep)
         weights = self.weighting(turn_ids, key_mask, argument_end_mask)
         loss, ce = weighted_cross_entropy(logits, targets, weights, turn_ids, self.reduction)
         key = key_mask & (turn_ids >= 0)
