@@ -119,6 +119,11 @@ def test_table_gives_mean_and_std_over_seeds():
     assert "| none | 15.0 ± 7.1 / 5.0 ± 0.0 / 1.0 ± 1.4 |" in text
     assert "| all | 45.0 ± 7.1 / 30.0 ± 0.0 / 21.0 ± 1.4 |" in text
     assert "| none | 10.0 / 5.0 / 0.0 |" in ablate.format_table({"none": {"BFCL": {k: v[:1] for k, v in table["none"]["BFCL"].items()}}}, [0])
+    table["none"]["teacher-forced"] = {"key acc": [20.0, 30.0], "CE": [3.0, 3.5]}
+    text = ablate.format_table(table, [0, 1])
+    assert "| row | BFCL (n=50) | key acc / CE |" in text
+    assert "| none | 15.0 ± 7.1 / 5.0 ± 0.0 / 1.0 ± 1.4 | 25.0 ± 7.1 / 3.25 ± 0.35 |" in text
+    assert "| all | 45.0 ± 7.1 / 30.0 ± 0.0 / 21.0 ± 1.4 | – / – |" in text
 
 
 def test_without_matplotlib_the_chart_is_skipped_with_a_message(tmp_path, monkeypatch, capsys):
@@ -153,9 +158,10 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
         record = json.loads(path.read_text())
         assert list(record["metrics"]) == ["BFCL_v3_multiple", "BFCL_v3_multiple+heavy"]
         assert set(record["metrics"]["BFCL_v3_multiple"]) == {"n", "TS", "PI", "CF"}
+        assert set(record["teacher_forced"]) == {"key acc", "CE"} and record["teacher_forced"]["CE"] > 0
     assert json.loads(done[1].read_text())["commands"][0][3] == f"--model.init_args.model={out / 'none/seed0/sft/hf_model'}"
     table = (out / "table.md").read_text()
-    assert "| row | BFCL_v3_multiple (n=2) | BFCL_v3_multiple+heavy (n=2) |" in table
+    assert "| row | BFCL_v3_multiple (n=2) | BFCL_v3_multiple+heavy (n=2) | key acc / CE |" in table
     assert "\n| none | " in table and "\n| irm | " in table
     assert (out / "chart.png").stat().st_size > 0
     stamps = [p.stat().st_mtime_ns for p in done]

@@ -76,6 +76,28 @@ def test_logits_of_supervised_positions_only_give_the_full_loss_and_gradients(to
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
+def test_key_accuracy_is_top1_at_key_tokens(tokenizer, shared_data):
+    """`key_correct` marks the key tokens the model predicts top-1, in the batch's row-major order."""
+    from tlkit.data.datamodule import ToolCallDataModule
+
+    torch.manual_seed(0)
+    module = WeightedSFT(MODEL, tokenizer).eval()
+    records = list(read_trajectories(str(shared_data / "glaive_toolcall/glaive_toolcall_en_demo.json"), "glaive"))[:4]
+    batch = ToolCallDataModule(tokenizer=MODEL).collate([encode(r, tokenizer, "paper") for r in records])
+    key = batch["key_mask"][:, 1:] & (batch["turn_ids"][:, 1:] >= 0)
+    positions = key.nonzero().tolist()
+    assert len(positions) >= 6
+    # Make every other key token the model's own top-1 prediction (left to right: a token changes only later logits).
+    with torch.no_grad():
+        for b, t in positions[::2]:
+            logits = module(batch["input_ids"], batch["attention_mask"])
+            batch["input_ids"][b, t + 1] = logits[b, t].argmax()
+        expected = module(batch["input_ids"], batch["attention_mask"])[:, :-1].argmax(-1)[key] == batch["input_ids"][:, 1:][key]
+        got = module.losses(batch)["key_correct"]
+    assert got.tolist() == expected.tolist()
+    assert got[::2].all() and got.float().mean() < 1
+
+
 def fit_args(tmp_path: Path) -> list[str]:
     return [
         "fit", "--config", str(ROOT / "experiments/sft.yaml"),

@@ -28,6 +28,9 @@ CONFIGS = Path("experiments/ablations")
 TEST_CONFIG = CONFIGS / "base_sft.yaml"  # every row is tested the same way: WeightedSFT over its hf_model/
 STAGES = ("sft", "ppo", "test")
 METRICS = ("TS", "PI", "CF")
+# Teacher-forced over every test set's gold answers: readable while generation still fails (small models).
+TEACHER_FORCED = "teacher-forced"
+TEACHER_FORCED_METRICS = ("key acc", "CE")
 
 
 class Row(NamedTuple):
@@ -202,6 +205,19 @@ def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
     return metrics
 
 
+def read_teacher_forced(folder: Path) -> dict[str, float]:
+    """Key-token accuracy (percent) and plain cross-entropy of the test run, from its TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
+    values = {}
+    for name, tag, scale in (("key acc", "test/key_accuracy", 100.0), ("CE", "test/ce", 1.0)):
+        if tag in tags:
+            values[name] = scale * events.Scalars(tag)[-1].value
+    return values
+
+
 def eval_set_names(folder: Path) -> list[str]:
     """The eval sets of a test run in the order its `data.test` lists them (from its saved config.yaml)."""
     path = folder / "config.yaml"
@@ -243,34 +259,33 @@ def run_stage(stage: Stage, overrides: dict[str, list[str]]) -> dict[str, Any]:
                        "run tlkit ablate again to retry it, finished stages are kept")
     record = {"row": stage.row, "seed": stage.seed, "stage": stage.kind, "commands": commands,
               "hf_model": str(stage.folder / "hf_model"), "seconds": round(time.time() - started, 1),
-              "metrics": read_test_metrics(stage.folder / "test")}
+              "metrics": read_test_metrics(stage.folder / "test"), "teacher_forced": read_teacher_forced(stage.folder / "test")}
     done.with_suffix(".tmp").write_text(json.dumps(record, indent=2) + "\n")
     done.with_suffix(".tmp").replace(done)  # atomic: a done.json is always complete
     return record
 
 
-def summarise(values: list[float]) -> str:
+def summarise(values: list[float], digits: int = 1) -> str:
     """`12.5`, or `12.5 ± 1.3` (sample std) over several seeds."""
     mean = statistics.fmean(values)
-    return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {statistics.stdev(values):.1f}"
+    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def collect(rows: list[str], seeds: list[int], out: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """row -> eval set -> metric -> one value per seed, from the done.json files."""
+    """row -> eval set (and `teacher-forced`) -> metric -> one value per seed, from the done.json files."""
     table: dict[str, dict[str, dict[str, list[float]]]] = {}
     for row in rows:
         for seed in seeds:
-            metrics = json.loads((final_folder(row, seed, out) / "done.json").read_text())["metrics"]
-            for name, values in metrics.items():
-                cell = table.setdefault(row, {}).setdefault(name, {m: [] for m in (*METRICS, "n")})
-                for metric in (*METRICS, "n"):
-                    cell[metric].append(values[metric])
+            record = json.loads((final_folder(row, seed, out) / "done.json").read_text())
+            for name, values in [*record["metrics"].items(), (TEACHER_FORCED, record.get("teacher_forced", {}))]:
+                for metric, value in values.items():
+                    table.setdefault(row, {}).setdefault(name, {}).setdefault(metric, []).append(value)
     return table
 
 
 def eval_sets(table: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
-    """Every eval set of the table, clean sets first, in a stable order."""
-    return list(dict.fromkeys(name for sets in table.values() for name in sets))
+    """Every eval set of the table, clean sets first, in a stable order (not `teacher-forced`)."""
+    return list(dict.fromkeys(name for sets in table.values() for name in sets if name != TEACHER_FORCED))
 
 
 def format_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: list[int]) -> str:
@@ -283,13 +298,19 @@ def format_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: lis
         f"TS / PI / CF in percent per eval set ({spread}); n = scored records. "
         "`+heavy`: the same set with RoTBench-style heavy noise on tool and parameter names.",
         "Rows: MAE = no loss on calls whose feedback shows an error, PKT = key-token weighting, IRM = error-aware PPO.",
+        "Teacher-forced, over the gold answers of all test sets: key acc = top-1 accuracy (percent) at PKT's key "
+        "tokens of the tool names, CE = plain cross-entropy (nats per token).",
         "",
     ]
     ns = {name: next(int(table[r][name]["n"][0]) for r in table if name in table[r]) for name in sets}
-    lines.append("| row | " + " | ".join(f"{name} (n={ns[name]})" for name in sets) + " |")
-    lines.append("|---|" + "---:|" * len(sets))
+    forced = any(table[r].get(TEACHER_FORCED) for r in table)
+    lines.append("| row | " + " | ".join(f"{name} (n={ns[name]})" for name in sets) + (" | key acc / CE |" if forced else " |"))
+    lines.append("|---|" + "---:|" * (len(sets) + forced))
     for row, cells in table.items():
         values = [" / ".join(summarise(cells[name][m]) for m in METRICS) if name in cells else "–" for name in sets]
+        if forced:
+            teacher = cells.get(TEACHER_FORCED, {})
+            values.append(" / ".join(summarise(teacher[m], 2 if m == "CE" else 1) if m in teacher else "–" for m in TEACHER_FORCED_METRICS))
         lines.append(f"| {row} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -305,25 +326,28 @@ def write_chart(table: dict[str, dict[str, dict[str, list[float]]]], path: Path)
         print(f"tlkit ablate: matplotlib is not installed, so no {path}: pip install matplotlib, then run "
               "tlkit ablate again (finished stages are skipped, only the table and the chart are redone)")
         return False
-    sets, rows = eval_sets(table), list(table)
-    columns = min(3, len(sets))
-    figure, axes = plt.subplots((len(sets) + columns - 1) // columns, columns, squeeze=False,
-                                figsize=(4.5 * columns, 3.2 * ((len(sets) + columns - 1) // columns)))
-    width = 0.8 / len(METRICS)
-    for ax, name in zip(axes.flat, sets):
-        for k, metric in enumerate(METRICS):
-            values = [table[r][name][metric] if name in table[r] else [0.0] for r in rows]
+    rows = list(table)
+    panels = eval_sets(table) + ([TEACHER_FORCED] if any(table[r].get(TEACHER_FORCED) for r in rows) else [])
+    columns = min(3, len(panels))
+    figure, axes = plt.subplots((len(panels) + columns - 1) // columns, columns, squeeze=False,
+                                figsize=(4.5 * columns, 3.2 * ((len(panels) + columns - 1) // columns)))
+    for ax, name in zip(axes.flat, panels):
+        metrics = ("key acc",) if name == TEACHER_FORCED else METRICS
+        width = 0.8 / len(metrics)
+        for k, metric in enumerate(metrics):
+            values = [table[r][name].get(metric, [0.0]) if name in table[r] else [0.0] for r in rows]
             means = [statistics.fmean(v) for v in values]
             errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            ax.bar([i + (k - 1) * width for i in range(len(rows))], means, width, yerr=errors, label=metric, capsize=2)
-        ax.set_title(name, fontsize=9)
+            ax.bar([i + (k - (len(metrics) - 1) / 2) * width for i in range(len(rows))], means, width, yerr=errors,
+                   label=metric, capsize=2, color=None if name != TEACHER_FORCED else "tab:gray")
+        ax.set_title("key-token accuracy, teacher-forced (all test sets)" if name == TEACHER_FORCED else name, fontsize=9)
         ax.set_xticks(range(len(rows)), rows, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")
-    for ax in list(axes.flat)[len(sets):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    several = any(len(cell["TS"]) > 1 for cells in table.values() for cell in cells.values())
+    several = any(len(v) > 1 for cells in table.values() for cell in cells.values() for v in cell.values())
     figure.suptitle("TS / PI / CF per row" + (" (mean ± std over seeds)" if several else ""), fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

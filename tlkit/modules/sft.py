@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from jsonargparse import lazy_instance
+from torch import nn
+from torchmetrics import MeanMetric
 
 from tlkit.models import apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
@@ -63,13 +65,16 @@ class WeightedSFT(ToolCallModule):
                              f"{self.policy.get_input_embeddings().num_embeddings}: they do not belong together")
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
+        # Teacher-forced top-1 accuracy at key tokens: PKT's own target, readable before generation works.
+        self.key_accuracy = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: torch.Tensor | int = 0) -> torch.Tensor:
         """Logits (b, s, v); with a boolean (b, s) `logits_to_keep`, (n, v) for its n True positions."""
         return self.policy(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep, use_cache=False).logits
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Weighted loss, plain CE and the mean key-token weight of a batch."""
+        """Weighted loss, plain CE, the mean key-token weight of a batch, and whether the model's
+        top-1 prediction is right at each key token (`key_correct`, a flat bool tensor)."""
         # Masks are aligned with input tokens; the logit at t predicts token t + 1.
         targets, turn_ids = batch["input_ids"][:, 1:], batch["turn_ids"][:, 1:]
         key_mask, argument_end_mask = batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:]
@@ -78,9 +83,11 @@ class WeightedSFT(ToolCallModule):
         logits = self(batch["input_ids"], batch["attention_mask"], logits_to_keep=keep)
         weights = self.weighting(turn_ids, key_mask, argument_end_mask)
         loss, ce = weighted_cross_entropy(logits, targets, weights, turn_ids, self.reduction)
-        key = key_mask & (turn_ids >= 0)
+        supervised = turn_ids >= 0
+        key = key_mask & supervised
         key_weight = weights[key].mean() if key.any() else weights.new_ones(())
-        return {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": (turn_ids >= 0).sum()}
+        key_correct = logits[key[supervised]].argmax(-1) == targets[key]  # logits are row-major over `supervised`
+        return {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": supervised.sum(), "key_correct": key_correct}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses(batch)
@@ -96,6 +103,9 @@ class WeightedSFT(ToolCallModule):
         size = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True, add_dataloader_idx=False)
         self.log(f"{stage}/ce", out["ce"], batch_size=size, sync_dist=True, add_dataloader_idx=False)
+        if out["key_correct"].numel():
+            self.key_accuracy[stage].update(out["key_correct"].float())  # a mean over key tokens, not batches
+            self.log(f"{stage}/key_accuracy", self.key_accuracy[stage], add_dataloader_idx=False)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(p for p in self.parameters() if p.requires_grad)
