@@ -42,6 +42,12 @@ def test_paper_worked_example(text, category, reward):
     assert ErrorCategoryReward().score(text, GOLD, TOOLS, "python") == (category, reward)
 
 
+def test_reward_reads_the_call_after_a_thought_as_evaluation_does():
+    text = "I should search for the paper first.\nget_papers_by_keywords(query='tool learning', venue='ICLR', limit=1)"
+    assert ErrorCategoryReward().score(text, GOLD, TOOLS, "python") == (Category.CORRECT, 1.0)
+    assert ErrorCategoryReward().score("I should search for the paper first.", GOLD, TOOLS) == (Category.FORMAT_ERROR, -2.0)
+
+
 def test_s2_names_both_facts():
     call = parse_calls("get_papers_by_keywords(keyword='tool learning', venue='ICLR', limit=1)")[0]
     assert argument_errors(call, GOLD, TOOLS[0]) == ({"keyword"}, set(), {"query"})

@@ -64,6 +64,22 @@ def prompts(shared_data, tokenizer):
     return dm.prompt_collate("train", dm.train_prompts()[:4])
 
 
+def test_response_logits_are_the_full_logits_of_the_response(tokenizer, prompts):
+    """Only the response's positions go through the LM head; they equal the full forward's, left padding included."""
+    torch.manual_seed(0)
+    module = ErrorAwarePPO(MODEL, tokenizer, critic="shared").eval()
+    assert (prompts.attention_mask == 0).any()  # real prompts of different lengths: left padding
+    width = 6
+    sequences = torch.cat([prompts.input_ids, torch.randint(3, 4000, (prompts.input_ids.shape[0], width))], dim=1)
+    mask = torch.cat([prompts.attention_mask, torch.ones(prompts.input_ids.shape[0], width, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        logits, hidden = module.response_logits(module.policy, sequences, mask, width, hidden_states=True)
+        full = module.policy(input_ids=sequences, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                             use_cache=False).logits
+    assert logits.shape == (sequences.shape[0], width, full.shape[-1]) and hidden.shape[1] == width
+    assert torch.allclose(logits, full[:, -width - 1 : -1], atol=1e-5)
+
+
 def test_rollout_scores_by_error_category(tokenizer, prompts):
     torch.manual_seed(0)
     module = ErrorAwarePPO(MODEL, tokenizer, max_new_tokens=8, critic="shared")

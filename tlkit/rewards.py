@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tlkit.calls import ParseFormat, parse_calls
+from tlkit.calls import ParseFormat, parse_turn
 from tlkit.classify import Category, classify_call
 from tlkit.data.records import Tool, ToolCall
 
@@ -50,8 +50,9 @@ class ErrorCategoryReward:
     def score(
         self, text: str, gold: ToolCall, tools: Sequence[Tool], call_format: ParseFormat = "python"
     ) -> tuple[Category, float]:
-        """Parse generated `text`, classify its (first) call against `gold`, and reward it."""
-        category = classify_call(parse_calls(text, call_format), gold, tools, self.strict)
+        """Parse generated `text` as an assistant turn (free text such as a thought may precede the
+        calls, as in evaluation), classify its first call against `gold`, and reward it."""
+        category = classify_call(parse_turn(text, call_format), gold, tools, self.strict)
         return category, self(category)
 
     def __repr__(self) -> str:

@@ -16,8 +16,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from tlkit import rl
-from tlkit.calls import parse_turn
-from tlkit.classify import Category, classify_call
+from tlkit.classify import Category
 from tlkit.data.batching import PromptBatch
 from tlkit.models import apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
@@ -140,10 +139,11 @@ class ErrorAwarePPO(ToolCallModule):
                         hidden_states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits that predict the last `width` tokens (b, width, v), and the matching hidden states."""
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens
+        # Only the last width + 1 positions go through the LM head (a (hidden x vocab) matmul each).
         out = model(input_ids=sequences, attention_mask=attention_mask, position_ids=positions,
-                    use_cache=False, output_hidden_states=hidden_states)
+                    use_cache=False, output_hidden_states=hidden_states, logits_to_keep=width + 1)
         hidden = out.hidden_states[-1][:, -width - 1 : -1] if hidden_states else None
-        return out.logits[:, -width - 1 : -1], hidden
+        return out.logits[:, :-1], hidden
 
     def reference_logprobs(self, sequences: torch.Tensor, attention_mask: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         if self.reference is not None:
@@ -164,10 +164,9 @@ class ErrorAwarePPO(ToolCallModule):
 
     # --- rollout --------------------------------------------------------------------------
     def score(self, texts: list[str], batch: PromptBatch, call_format: str) -> tuple[torch.Tensor, list[Category]]:
-        categories = []
-        for text, example in zip(texts, batch.examples):
-            categories.append(classify_call(parse_turn(text, call_format), example.gold[0], example.tools, self.reward.strict))
-        return torch.tensor([self.reward(c) for c in categories], device=self.device), categories
+        categories, rewards = zip(*(self.reward.score(text, example.gold[0], example.tools, call_format)
+                                    for text, example in zip(texts, batch.examples)))
+        return torch.tensor(rewards, device=self.device), list(categories)
 
     @torch.no_grad()
     def rollout(self, batch: PromptBatch) -> tuple[Rollout, dict[str, Any]]:
