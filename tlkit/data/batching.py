@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 from tlkit.data.records import Tool, ToolCall
 
@@ -39,23 +39,25 @@ class PromptBatch:
         return len(self.examples)
 
 
-class LengthGroupedSampler(Sampler[int]):
+class LengthGroupedSampler(DistributedSampler):
     """Shuffled indices in which each run of `batch_size` holds samples of similar length.
 
     Mega-batches of `batch_size * group` random indices are sorted by length and cut into batches,
-    and the batches are shuffled: padding falls, randomness stays. Under DDP Lightning splits this
-    order across processes, which keeps neighbours (similar lengths) on the same step.
+    and the batches are shuffled: padding falls, randomness stays. Under DDP each of `num_replicas`
+    processes takes whole batches (`rank`, `rank + num_replicas`, ...), all as many: a
+    `DistributedSampler`, so Lightning does not wrap it (its wrapper would reshuffle the indices
+    and undo the grouping) and calls `set_epoch` every epoch.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0):
-        self.lengths, self.batch_size, self.group, self.seed, self.epoch = lengths, batch_size, group, seed, 0
+    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not one of {num_replicas} processes")
+        self.lengths, self.batch_size, self.group, self.seed = lengths, batch_size, group, seed
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
 
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self):
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches for every process, in order; short batches last."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         size = self.batch_size * self.group
         batches = []
@@ -63,7 +65,15 @@ class LengthGroupedSampler(Sampler[int]):
             chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         shuffled = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
-        # The DataLoader cuts this stream into batches again: a short batch in the middle would shift
-        # every later cut across two length groups, so short batches go last.
-        for batch in sorted(shuffled, key=lambda b: len(b) < self.batch_size):
+        # The DataLoader cuts the index stream into batches again: a short batch in the middle would
+        # shift every later cut across two length groups, so short batches go last.
+        batches = sorted(shuffled, key=lambda b: len(b) < self.batch_size)
+        # Every process takes as many batches (DDP steps in lockstep): repeat the first few if needed.
+        return batches + batches[: -len(batches) % self.num_replicas]
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.batches()[self.rank :: self.num_replicas])
+
+    def __iter__(self):
+        for batch in self.batches()[self.rank :: self.num_replicas]:
             yield from batch

@@ -153,7 +153,9 @@ class ToolCallDataModule(L.LightningDataModule):
         dataset = self.features[split].select_columns(list(FEATURES))
         sampler = None
         if shuffle and self.group_by_length:
-            sampler = LengthGroupedSampler(self.features[split]["length"], self.batch_size, seed=self.seed)
+            trainer = self.trainer  # under DDP each process takes its own whole batches
+            sampler = LengthGroupedSampler(self.features[split]["length"], self.batch_size, seed=self.seed,
+                                           num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
             collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
