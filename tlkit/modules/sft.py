@@ -73,8 +73,8 @@ class WeightedSFT(ToolCallModule):
         return self.policy(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep, use_cache=False).logits
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Weighted loss, plain CE, the mean key-token weight of a batch, and whether the model's
-        top-1 prediction is right at each key token (`key_correct`, a flat bool tensor)."""
+        """Weighted loss, plain CE, the mean key-token weight of a batch and, in evaluation, whether
+        the model's top-1 prediction is right at each key token (`key_correct`, a flat bool tensor)."""
         # Masks are aligned with input tokens; the logit at t predicts token t + 1.
         targets, turn_ids = batch["input_ids"][:, 1:], batch["turn_ids"][:, 1:]
         key_mask, argument_end_mask = batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:]
@@ -85,9 +85,12 @@ class WeightedSFT(ToolCallModule):
         loss, ce = weighted_cross_entropy(logits, targets, weights, turn_ids, self.reduction)
         supervised = turn_ids >= 0
         key = key_mask & supervised
-        key_weight = weights[key].mean() if key.any() else weights.new_ones(())
-        key_correct = logits[key[supervised]].argmax(-1) == targets[key]  # logits are row-major over `supervised`
-        return {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": supervised.sum(), "key_correct": key_correct}
+        n_key = key.sum()
+        key_weight = torch.where(n_key > 0, (weights * key).sum() / n_key.clamp(min=1), 1.0)  # no device sync
+        out = {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": supervised.sum()}
+        if not self.training:  # evaluation only: boolean indexing waits for the device
+            out["key_correct"] = logits[key[supervised]].argmax(-1) == targets[key]  # logits: row-major over `supervised`
+        return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses(batch)
