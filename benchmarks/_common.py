@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,38 @@ MARK = "@@bench "
 MACHINE = "shared 2-core CPU, no GPU (other jobs may run beside it: numbers are indicative)"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every SFT benchmark shares: model size, batch size, threads, data location."""
+def add_lockstep_arguments(parser: argparse.ArgumentParser, names: list[str], warmup: int, steps: int) -> None:
+    """The lock-step options (--warmup, --rounds, --steps) and the hidden ones a worker process is started with."""
+    parser.add_argument("--warmup", type=lambda text: max(1, int(text)), default=warmup,
+                        help="untimed steps per system before the rounds (at least 1: the first pays for start-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of alternating blocks")
+    parser.add_argument("--steps", type=int, default=steps, help="steps per block (timed steps: rounds x steps)")
+    parser.add_argument("--worker", choices=names, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--total-steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, data: bool = True) -> None:
+    """The options the benchmarks share: model size, threads; with `data`, the SFT data's batch size and location."""
     parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the tiny Llama's 256)")
     parser.add_argument("--layers", type=int, default=None, help="layers (default: the tiny Llama's 4)")
-    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (1: on a shared 2-core machine two OpenMP threads stall "
                              "whenever another job takes a core)")
-    parser.add_argument("--data-root", default=str(DATA_ROOT))
+    if data:
+        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--data-root", default=str(DATA_ROOT))
 
 
-def model_folder(hidden: int | None, layers: int | None, out: Path) -> Path:
-    """The tiny Llama's folder, or a copy of it with another width / depth (fresh weights either way)."""
-    if hidden is None and layers is None:
+def model_folder(hidden: int | None, layers: int | None, out: Path, intermediate: int | None = None,
+                 heads: int | None = None, kv_heads: int | None = None) -> Path:
+    """The tiny Llama's folder, or a copy of it with another shape (fresh weights either way).
+
+    `hidden` also sets the MLP width (8/3 x hidden, a multiple of 64) and 64-wide heads, unless
+    `intermediate` / `heads` say otherwise; `kv_heads` (grouped-query attention) defaults to `heads`.
+    """
+    if hidden is None and layers is None and intermediate is None and heads is None and kv_heads is None:
         return TINY
     from transformers import AutoConfig
 
@@ -58,6 +77,13 @@ def model_folder(hidden: int | None, layers: int | None, out: Path) -> Path:
         config.head_dim = hidden // config.num_attention_heads
     if layers is not None:
         config.num_hidden_layers = layers
+    if intermediate is not None:
+        config.intermediate_size = intermediate
+    if heads is not None:
+        config.num_attention_heads = config.num_key_value_heads = heads
+        config.head_dim = config.hidden_size // heads
+    if kv_heads is not None:
+        config.num_key_value_heads = kv_heads
     out.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(out)
     for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -65,13 +91,48 @@ def model_folder(hidden: int | None, layers: int | None, out: Path) -> Path:
     return out
 
 
-def describe_model(folder: Path) -> str:
+@contextmanager
+def model_and_cache(hidden: int | None, layers: int | None, **shape: int | None) -> Iterator[tuple[Path, str]]:
+    """A temporary folder with the model folder (`model_folder`, `shape` its other keywords) and a data cache in it,
+    removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tlkit-bench-") as tmp:
+        yield model_folder(hidden, layers, Path(tmp) / "model", **shape), str(Path(tmp) / "cache")
+
+
+def layer_matmul_params(c: Any) -> int:
+    """Weights of one Llama layer's matrix products: q, k, v, o projections and the gated MLP."""
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    attention = 2 * c.hidden_size * head_dim * (c.num_attention_heads + c.num_key_value_heads)
+    return attention + 3 * c.hidden_size * c.intermediate_size
+
+
+def describe_model(folder: Path, shape: bool = False) -> str:
+    """One line on the model; with `shape`, also its MLP width and attention heads."""
     from transformers import AutoConfig
 
     c = AutoConfig.from_pretrained(folder)
-    params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (
-        4 * c.hidden_size * c.hidden_size + 3 * c.hidden_size * c.intermediate_size + 2 * c.hidden_size)
-    return f"Llama {c.num_hidden_layers} layers x {c.hidden_size} hidden, vocab {c.vocab_size} (~{params / 1e6:.1f}M parameters, tied embeddings)"
+    params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (layer_matmul_params(c) + 2 * c.hidden_size)
+    detail = f", MLP {c.intermediate_size}, {c.num_attention_heads} heads ({c.num_key_value_heads} key / value)" if shape else ""
+    return (f"Llama {c.num_hidden_layers} layers x {c.hidden_size} hidden{detail}, vocab {c.vocab_size} "
+            f"(~{params / 1e6:.1f}M parameters, tied embeddings)")
+
+
+def model_flops(folder: Path) -> tuple[int, int]:
+    """The two terms of a training step's model FLOPs: (N, A), a step costing 6 N T + A (sum of T_i^2) FLOPs.
+
+    N: the weights every token goes through in matrix products: the layers' projections and MLPs and
+    the LM head (vocab x hidden, counted once although tied to the embedding; the embedding lookup
+    itself does no arithmetic). Norms are left out. 6 N per token: 2 forward, 4 backward.
+    A = 12 x layers x heads x head_dim: attention scores and their weighted sum, Q K^T and P V, cost
+    2 x 2 x T x heads x head_dim per token of a T-token sequence forward, x 3 with backward, with no
+    discount for the causal mask (the PaLM paper's count). T, T_i: each sequence's real (non-pad) length.
+    """
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(folder)
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return (c.num_hidden_layers * layer_matmul_params(c) + c.vocab_size * c.hidden_size,
+            12 * c.num_hidden_layers * c.num_attention_heads * head_dim)
 
 
 def data_path(root: str | Path, name: str) -> tuple[str, str]:
@@ -127,11 +188,16 @@ def send(message: dict[str, Any]) -> None:
 
 
 class Blocks:
-    """Worker side of the lock step: `wait()` for the parent's next block, `step_done()` after each step."""
+    """Worker side of the lock step: `wait()` for the parent's next block, `step_done()` after each step.
 
-    def __init__(self) -> None:
+    `sync`, if given, is called before each step's clock is read (`torch.cuda.synchronize` on a GPU,
+    whose work runs behind the Python code that queued it).
+    """
+
+    def __init__(self, sync: Any = None) -> None:
         self.left = 0
         self.stopped = False
+        self.sync = sync
 
     def ready(self, **info: Any) -> None:
         send({"ready": True, "rss_mib": rss_mib(), "peak_rss_mib": peak_rss_mib(), **info})
@@ -141,12 +207,18 @@ class Blocks:
         command = json.loads(sys.stdin.readline() or '{"steps": 0}')
         self.left = command["steps"]
         self.stopped = self.left == 0
-        self.stats = {"seconds": 0.0, "steps": 0, "real": 0, "positions": 0, "supervised": 0, "step_seconds": []}
+        self.stats = {"seconds": 0.0, "steps": 0, "real": 0, "positions": 0, "supervised": 0, "squares": 0,
+                      "step_seconds": []}
         self.digest = ""
         self.last = time.perf_counter()
 
-    def step_done(self, real: int, positions: int, supervised: int, input_ids: Any = None) -> None:
-        """Count one finished step (its time runs from the end of the previous step)."""
+    def step_done(self, real: int, positions: int, supervised: int, input_ids: Any = None, squares: int = 0) -> None:
+        """Count one finished step (its time runs from the end of the previous step).
+
+        `squares`: the sum of the squared real lengths of the batch's sequences (for attention FLOPs).
+        """
+        if self.sync is not None:
+            self.sync()
         seconds = time.perf_counter() - self.last
         s = self.stats
         s["seconds"] += seconds
@@ -155,10 +227,11 @@ class Blocks:
         s["real"] += int(real)
         s["positions"] += int(positions)
         s["supervised"] += int(supervised)
+        s["squares"] += int(squares)
         if input_ids is not None:  # an order-sensitive fingerprint of the batches, to check they are identical
             import hashlib
 
-            self.digest = hashlib.sha1(self.digest.encode() + input_ids.numpy().tobytes()).hexdigest()
+            self.digest = hashlib.sha1(self.digest.encode() + input_ids.cpu().numpy().tobytes()).hexdigest()
         self.left -= 1
         if self.left == 0:
             send({"block": {**s, "digest": self.digest}})
@@ -171,8 +244,15 @@ class Blocks:
 
 
 def cycle(loader: Any) -> Iterator[Any]:
+    """The loader's batches, epoch after epoch. A sampler with `set_epoch` (tlkit's length grouping) is told
+    each epoch's number, as Lightning's Trainer does, so a plain loop gets the Trainer's batches past epoch 1."""
+    epoch = 0
     while True:
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
         yield from loader
+        epoch += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,11 +301,47 @@ def run_alternating(workers: dict[str, Worker], warmup: int, rounds: int, steps:
     return blocks
 
 
+def run_workers(script: str, names: list[str], args: argparse.Namespace, options: list[str]) -> tuple[dict, dict, dict]:
+    """Start `script` as one worker per name, run the warm-up and the rounds, close the workers.
+
+    A worker gets the hidden options of `add_lockstep_arguments`, `--threads`, and `options`.
+    Returns, per name, its ready message, its blocks and its final message.
+    """
+    common = ["--model", str(args.model), "--threads", str(args.threads), "--cache-dir", args.cache_dir,
+              "--total-steps", str(args.warmup + args.rounds * args.steps), *options]
+    workers = {name: Worker(name, [sys.executable, script, "--worker", name, *common]) for name in names}
+    try:
+        ready = {name: w.receive() for name, w in workers.items()}
+        blocks = run_alternating(workers, args.warmup, args.rounds, args.steps)
+        finals = {name: w.close() for name, w in workers.items()}
+    finally:
+        for w in workers.values():
+            if w.proc.poll() is None:
+                w.proc.kill()
+    return ready, blocks, finals
+
+
 def totals(blocks: list[dict[str, Any]]) -> dict[str, float]:
-    out = {key: sum(b[key] for b in blocks) for key in ("seconds", "steps", "real", "positions", "supervised")}
+    out = {key: sum(b.get(key, 0) for b in blocks) for key in ("seconds", "steps", "real", "positions", "supervised", "squares")}
     out["step_seconds"] = [s for b in blocks for s in b["step_seconds"]]
     out["round_tok_s"] = [b["real"] / b["seconds"] for b in blocks]
     return out
+
+
+def versions(systems: list[str]) -> tuple[str, list[str]]:
+    """The library versions for a table's header, and `systems` less the TRL ones when TRL is not installed."""
+    import torch
+    import transformers
+
+    try:
+        import trl
+
+        trl_version = trl.__version__
+    except ImportError:
+        trl_version = None
+        systems = [s for s in systems if not s.startswith("trl")]
+    line = f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl_version or 'not installed'}."
+    return line, systems
 
 
 def today() -> str:
