@@ -1,12 +1,13 @@
-"""Where a WeightedSFT step spends its time, and two what-ifs that are not tlkit code (yet).
+"""Where a WeightedSFT step spends its time, what its supervised-only LM head saves, and padding.
 
     python benchmarks/sft_step_profile.py [--dataset bfcl_simple] [--batches 6]
 
 1. `torch.profiler` over a few training steps (WeightedSFT.losses + backward + AdamW, called
    directly): the top operators, and the share of the LM head (matmuls with a vocabulary-wide
    operand) and of log-softmax / NLL.
-2. What-if: the same forward + backward with the LM head applied only at supervised positions
-   (what TRL's fused head does), alternating with the real `losses` on the same batches.
+2. WeightedSFT's forward + backward (the LM head at supervised positions only, as TRL's fused head
+   does) against the same loss on logits of every position (tlkit before it kept only the
+   supervised ones), alternating on the same batches.
 3. Padding of `LengthGroupedSampler`'s batches as the DataLoader cuts them (its flat index stream in
    runs of `batch_size`) versus the batches it builds internally, for every data set.
 """
@@ -56,10 +57,10 @@ def main() -> None:
     set_threads(args.threads)
     quiet()
     import torch
-    import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from tlkit import DataFile, ToolCallDataModule, WeightedSFT
+    from tlkit.weighting import weighted_cross_entropy
 
     with tempfile.TemporaryDirectory(prefix="tlkit-bench-") as tmp:
         model = model_folder(args.hidden, args.layers, Path(tmp) / "model")
@@ -106,15 +107,14 @@ def main() -> None:
         print(f"\nLM head matmuls (a {vocab}-wide operand, forward + backward): {lm_head / total:.1%} of the step; "
               f"log-softmax + NLL: {softmax / total:.1%}; supervised positions: {supervised / positions:.1%} of all.")
 
-        def supervised_head_only(batch):
-            hidden = module.policy.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                         use_cache=False).last_hidden_state[:, :-1]
-            keep = batch["turn_ids"][:, 1:] >= 0
-            logits = module.policy.get_output_embeddings()(hidden[keep])
-            return F.cross_entropy(logits.float(), batch["input_ids"][:, 1:][keep])
+        def every_position(batch):  # the whole LM head, then the same weighted loss
+            logits = module(batch["input_ids"], batch["attention_mask"])[:, :-1]
+            turn_ids = batch["turn_ids"][:, 1:]
+            weights = module.weighting(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
+            return weighted_cross_entropy(logits, batch["input_ids"][:, 1:], weights, turn_ids, module.reduction)[0]
 
-        variants = {"WeightedSFT.losses (every position)": lambda b: module.losses(b)["loss"],
-                    "LM head at supervised positions only (what-if)": supervised_head_only}
+        variants = {"WeightedSFT.losses (LM head at supervised positions)": lambda b: module.losses(b)["loss"],
+                    "the same loss, LM head at every position": every_position}
         times = {name: [] for name in variants}
         for r in range(3):
             for i, batch in enumerate(timed):
