@@ -299,7 +299,7 @@ def format_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: lis
         "`+heavy`: the same set with RoTBench-style heavy noise on tool and parameter names.",
         "Rows: MAE = no loss on calls whose feedback shows an error, PKT = key-token weighting, IRM = error-aware PPO.",
         "Teacher-forced, over the gold answers of all test sets: key acc = top-1 accuracy (percent) at PKT's key "
-        "tokens of the tool names, CE = plain cross-entropy (nats per token).",
+        "tokens of the tool names, CE = plain cross-entropy (nats per token, the mean over test batches).",
         "",
     ]
     ns = {name: next(int(table[r][name]["n"][0]) for r in table if name in table[r]) for name in sets}

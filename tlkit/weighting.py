@@ -49,7 +49,7 @@ class KeyTokenWeighting(Weighting):
 
 def turn_groups(turn_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
     """A batch-wide id per (sample, turn) for scatter sums; shape (b, s), and the group count."""
-    width = turn_ids.shape[1]  # a sample has fewer turns than tokens; no reading of the ids (a device sync)
+    width = turn_ids.shape[1]  # a sample has fewer turns than tokens; reading the ids would wait for the device
     rows = torch.arange(turn_ids.shape[0], device=turn_ids.device).unsqueeze(1)
     return (rows * width + turn_ids.clamp(min=0)), turn_ids.shape[0] * width
 
@@ -93,7 +93,7 @@ def weighted_cross_entropy(
     groups, n_groups = turn_groups(turn_ids)
     numerator = torch.zeros(n_groups, device=ce.device).index_add_(0, groups.flatten(), (weights * ce).flatten())
     denominator = torch.zeros(n_groups, device=ce.device).index_add_(0, groups.flatten(), weights.flatten())
-    # Mean over the turns present, without a data-dependent branch or shape (no device sync).
+    # Mean over the turns present, without a data-dependent branch (which would wait for the device).
     present = denominator > 0
     per_turn = numerator / denominator.clamp(min=1e-8)
     return (per_turn * present).sum() / present.sum().clamp(min=1), plain

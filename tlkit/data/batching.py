@@ -68,8 +68,9 @@ class LengthGroupedSampler(DistributedSampler):
         # The DataLoader cuts the index stream into batches again: a short batch in the middle would
         # shift every later cut across two length groups, so short batches go last.
         batches = sorted(shuffled, key=lambda b: len(b) < self.batch_size)
-        # Every process takes as many batches (DDP steps in lockstep): repeat the first few if needed.
-        return batches + batches[: -len(batches) % self.num_replicas]
+        # Every process takes as many batches (DDP steps in lockstep): repeat batches, cyclically, if needed.
+        missing = -len(batches) % self.num_replicas if batches else 0
+        return batches + [batches[i % len(batches)] for i in range(missing)]
 
     def __len__(self) -> int:
         return sum(len(b) for b in self.batches()[self.rank :: self.num_replicas])

@@ -86,9 +86,9 @@ class WeightedSFT(ToolCallModule):
         supervised = turn_ids >= 0
         key = key_mask & supervised
         n_key = key.sum()
-        key_weight = torch.where(n_key > 0, (weights * key).sum() / n_key.clamp(min=1), 1.0)  # no device sync
+        key_weight = torch.where(n_key > 0, (weights * key).sum() / n_key.clamp(min=1), 1.0)  # no branch on device data
         out = {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": supervised.sum()}
-        if not self.training:  # evaluation only: boolean indexing waits for the device
+        if not self.training:  # evaluation only: one more boolean indexing, and an argmax
             out["key_correct"] = logits[key[supervised]].argmax(-1) == targets[key]  # logits: row-major over `supervised`
         return out
 
