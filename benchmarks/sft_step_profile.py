@@ -111,7 +111,7 @@ def main() -> None:
             logits = module(batch["input_ids"], batch["attention_mask"])[:, :-1]
             turn_ids = batch["turn_ids"][:, 1:]
             weights = module.weighting(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
-            return weighted_cross_entropy(logits, batch["input_ids"][:, 1:], weights, turn_ids, module.reduction)[0]
+            return weighted_cross_entropy(logits[turn_ids >= 0], batch["input_ids"][:, 1:], weights, turn_ids, module.reduction)[0]
 
         variants = {"WeightedSFT.losses (LM head at supervised positions)": lambda b: module.losses(b)["loss"],
                     "the same loss, LM head at every position": every_position}

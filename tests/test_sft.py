@@ -63,7 +63,7 @@ def test_logits_of_supervised_positions_only_give_the_full_loss_and_gradients(to
         logits = module(batch["input_ids"], batch["attention_mask"])[:, :-1]
         turn_ids = batch["turn_ids"][:, 1:]
         weights = module.weighting(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
-        return weighted_cross_entropy(logits, batch["input_ids"][:, 1:], weights, turn_ids)[0]
+        return weighted_cross_entropy(logits[turn_ids >= 0], batch["input_ids"][:, 1:], weights, turn_ids)[0]
 
     losses, grads = [], []
     for loss_fn in (lambda: module.losses(batch)["loss"], full_loss):

@@ -75,18 +75,15 @@ def weighted_cross_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The PKT loss and the plain (unweighted) token-mean cross-entropy for logging.
 
-    Shapes: targets, weights, turn_ids (b, s), aligned with each other; logits (b, s, v), or (n, v)
-    for only the n supervised positions (`turn_ids >= 0`, row-major), which is all a model needs
-    to project onto the vocabulary.
+    Shapes: targets, weights, turn_ids (b, s), aligned with each other; logits (n, v) for only the
+    n supervised positions (`turn_ids >= 0`, row-major), which is all a model needs to project onto
+    the vocabulary (from full logits: `logits[turn_ids >= 0]`).
     `turn`: each turn's `sum w*CE / sum w`, then the mean over turns (the reference with batch
     size 1); `token`: `sum w*CE / sum w` over the whole batch.
     """
     supervised = turn_ids >= 0
-    if logits.dim() == 2:
-        ce = weights.new_zeros(weights.shape).masked_scatter(
-            supervised, F.cross_entropy(logits.float(), targets[supervised], reduction="none"))
-    else:
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(weights)
+    ce = weights.new_zeros(weights.shape).masked_scatter(
+        supervised, F.cross_entropy(logits.float(), targets[supervised], reduction="none"))
     plain = (ce * supervised).sum() / supervised.sum().clamp(min=1)
     if reduction == "token":
         return (weights * ce).sum() / weights.sum().clamp(min=1e-8), plain
