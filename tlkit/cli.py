@@ -8,6 +8,7 @@ import sys
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
+from tlkit.callbacks import RunSummary, StepProgressBar
 from tlkit.data.datamodule import ToolCallDataModule
 from tlkit.data.records import RecordError
 
@@ -33,6 +34,21 @@ class TLKitCLI(LightningCLI):
         # tokenizer object is handed to the module.
         parser.link_arguments("model.init_args.model", "data.tokenizer")
         parser.link_arguments("data.tokenizer", "model.init_args.tokenizer", apply_on="instantiate")
+        parser.add_argument(
+            "--validate_before_fit", type=bool, default=False,
+            help="fit: score the validation sets once before training (step 0, not when resuming), so the "
+                 "summary at the end compares before with after",
+        )
+
+    def before_fit(self) -> None:
+        config = self.config[self.subcommand]
+        if config.get("validate_before_fit") and not config.get("ckpt_path"):
+            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+
+    def after_fit(self) -> None:
+        summary = next((c for c in self.trainer.callbacks if isinstance(c, RunSummary)), None)
+        if summary is not None and self.trainer.is_global_zero:
+            print(summary.report(self.trainer))
 
 
 def main(args: ArgsType = None) -> None:
@@ -46,7 +62,8 @@ def main(args: ArgsType = None) -> None:
             LightningModule,
             ToolCallDataModule,
             subclass_mode_model=True,
-            trainer_defaults=TRAINER_DEFAULTS,
+            # Callbacks here are always present (a YAML's callbacks add to them): one bar for the run, a summary.
+            trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [StepProgressBar(), RunSummary()]},
             save_config_kwargs={"overwrite": False},
             parser_kwargs={"description": DESCRIPTION},
             auto_configure_optimizers=False,

@@ -1,0 +1,110 @@
+"""What a user sees while a run goes and when it ends: one progress bar for the whole run, and a summary."""
+
+from __future__ import annotations
+
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+
+# `val/<eval set>/<metric>`: what generation-based evaluation logs per eval set.
+EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|no_call|category/.+)$")
+
+
+def peak_memory_gb() -> float:
+    """Peak resident memory of this process so far, in GB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
+
+
+class StepProgressBar(TQDMProgressBar):
+    """One training bar for the whole run: optimiser steps out of the run's total, with the run's ETA
+    (Lightning's own bar restarts each epoch, and shows `Epoch 0/-2` when only `max_steps` is set)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        bar, total = self.train_progress_bar, int(trainer.estimated_stepping_batches)
+        if bar.total != total:  # once per run (or after a resume): later epochs keep the rate and the ETA
+            bar.reset(total=total)
+            bar.initial = bar.n = trainer.global_step
+            bar.set_description("Training steps")
+            bar.refresh()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        bar, step = self.train_progress_bar, trainer.global_step
+        if step != bar.n and self._should_update(step, bar.total):
+            bar.n = step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes the bar
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+
+class RunSummary(Callback):
+    """Collects each eval set's scores at every validation; `report()` compares the first with the last."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.evaluations: list[tuple[int, dict[str, dict[str, float]]]] = []  # (step, {set: {metric: value}})
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        scores: dict[str, dict[str, float]] = {}
+        for key, value in trainer.callback_metrics.items():
+            if match := EVAL_KEY.match(key):
+                scores.setdefault(match["set"], {})[match["metric"]] = float(value)
+        if scores:
+            self.evaluations.append((trainer.global_step, scores))
+
+    def report(self, trainer: L.Trainer) -> str:
+        lines = []
+        if self.evaluations:
+            lines += [format_comparison(self.evaluations[0], self.evaluations[-1]), ""]
+        lines.append(f"wall time {format_seconds(time.perf_counter() - self.started)}, "
+                     f"peak memory {peak_memory_gb():.2f} GB (resident, this process)")
+        if trainer.log_dir:
+            lines.append(f"logs:       {trainer.log_dir}  (tensorboard --logdir {Path(trainer.log_dir).parent.parent})")
+        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
+            trainer.checkpoint_callback, "best_model_path", "")
+        if checkpoint:
+            lines.append(f"checkpoint: {checkpoint}")
+        if trainer.log_dir and (Path(trainer.log_dir) / "hf_model").is_dir():
+            lines.append(f"export:     {Path(trainer.log_dir) / 'hf_model'}")
+        return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def top_categories(metrics: dict[str, float], k: int = 3) -> str:
+    shares = sorted(((v, name.split("/", 1)[1]) for name, v in metrics.items() if name.startswith("category/")),
+                    reverse=True)
+    return ", ".join(f"{name} {100 * v:.0f}%" for v, name in shares[:k] if v > 0) or "-"
+
+
+def format_comparison(first: tuple[int, dict[str, dict[str, float]]], last: tuple[int, dict[str, dict[str, float]]]) -> str:
+    """Per eval set: TS / PI / CF (or, for sets where no call is right, the share of answers with
+    none) at the first and the last validation, and the commonest error categories of each."""
+    (step0, before), (step1, after) = first, last
+    lines = [f"tool calls on the validation sets, step {step0} -> step {step1} (%):",
+             f"{'eval set':28s} {'TS':>13s} {'PI':>13s} {'CF':>13s}  top error categories (before | after)"]
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name, {}), after.get(name, {})
+        metrics = ("no_call",) if "no_call" in a or "no_call" in b else ("ts", "pi", "cf")
+        cells = [f"{_pct(b.get(m)):>5s} -> {_pct(a.get(m)):>5s}" for m in metrics]
+        if metrics == ("no_call",):
+            cells = [f"{'no call ' + cells[0]:>41s}"]
+        lines.append(f"{name[:28]:28s} {' '.join(f'{c:>13s}' for c in cells)}  {top_categories(b)} | {top_categories(a)}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
