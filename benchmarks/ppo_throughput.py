@@ -164,7 +164,8 @@ def worker_trl(args, blocks: Blocks) -> None:
         seen = fingerprint(seen, prompts[:: args.generations])
         counts.append(sum(len(ids) for ids in completion_ids))
         asked = [examples[i] for i in index]
-        return [reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)[1] for text, e in zip(completions, asked)]
+        return [reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)[1]
+                for text, e in zip(completions, asked)]
 
     class Pause(TrainerCallback):
         def on_step_end(self, args_, state, control, **kwargs):
