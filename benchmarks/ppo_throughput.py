@@ -148,8 +148,6 @@ def worker_trl(args, blocks: Blocks) -> None:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from tlkit.calls import parse_turn
-    from tlkit.classify import classify_call
     from tlkit.models import load_causal_lm
     from tlkit.rewards import ErrorCategoryReward
 
@@ -161,12 +159,12 @@ def worker_trl(args, blocks: Blocks) -> None:
     seen = ""
 
     def error_category_reward(prompts, completions, completion_ids, index, **kwargs):
-        """ErrorAwarePPO's score: the error category of each answer's call against its prompt's gold call."""
+        """ErrorAwarePPO's score: the error category of each answer against its prompt's gold calls."""
         nonlocal seen
         seen = fingerprint(seen, prompts[:: args.generations])
         counts.append(sum(len(ids) for ids in completion_ids))
         asked = [examples[i] for i in index]
-        return [reward(classify_call(parse_turn(text, call_format), e.gold[0], e.tools, reward.strict))
+        return [reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)[1]
                 for text, e in zip(completions, asked)]
 
     class Pause(TrainerCallback):

@@ -172,3 +172,15 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
     assert "tlkit fit" not in printed
     assert [p.stat().st_mtime_ns for p in done] == stamps
     assert (out / "table.md").read_text() == table
+
+
+def test_test_metrics_count_each_record_once_across_rank_files(tmp_path):
+    """Under DDP each rank writes its rows, and Lightning's sampler repeats a record to pad: counted once."""
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    row = lambda index, ok: json.dumps({"id": f"r{index}", "index": index, "ts": ok, "pi": ok, "cf": ok})
+    (folder / "test-step0-BFCL_v3_irrelevance.rank0.jsonl").write_text(row(0, True) + "\n" + row(2, False) + "\n")
+    (folder / "test-step0-BFCL_v3_irrelevance.rank1.jsonl").write_text(row(1, True) + "\n" + row(0, True) + "\n")
+    assert ablate.read_test_metrics(tmp_path) == {
+        "BFCL_v3_irrelevance": {"n": 3, "TS": 200 / 3, "PI": 200 / 3, "CF": 200 / 3}
+    }

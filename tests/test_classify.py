@@ -39,13 +39,13 @@ GOLD = ToolCall("get_papers_by_keywords", {"query": "tool learning", "venue": "I
     ],
 )
 def test_paper_worked_example(text, category, reward):
-    assert ErrorCategoryReward().score(text, GOLD, TOOLS, "python") == (category, reward)
+    assert ErrorCategoryReward().score(text, (GOLD,), TOOLS, "python") == (category, reward)
 
 
 def test_reward_reads_the_call_after_a_thought_as_evaluation_does():
     text = "I should search for the paper first.\nget_papers_by_keywords(query='tool learning', venue='ICLR', limit=1)"
-    assert ErrorCategoryReward().score(text, GOLD, TOOLS, "python") == (Category.CORRECT, 1.0)
-    assert ErrorCategoryReward().score("I should search for the paper first.", GOLD, TOOLS) == (Category.FORMAT_ERROR, -2.0)
+    assert ErrorCategoryReward().score(text, (GOLD,), TOOLS, "python") == (Category.CORRECT, 1.0)
+    assert ErrorCategoryReward().score("I should search for the paper first.", (GOLD,), TOOLS) == (Category.FORMAT_ERROR, -2.0)
 
 
 def test_s2_names_both_facts():
@@ -163,6 +163,7 @@ def test_categories_are_exactly_the_design_docs():
     assert [c.value for c in Category] == [
         "format_error",
         "tool_hallucination",
+        "missing_or_extra_call",
         "wrong_tool",
         "param_hallucination_redundant_missing",
         "param_hallucination_redundant_or_missing",
@@ -176,7 +177,7 @@ def test_categories_are_exactly_the_design_docs():
 
 def test_reward_defaults_and_overrides():
     reward = ErrorCategoryReward()
-    assert [reward(c) for c in Category] == [-2.0, -2.0, -1.5, -1.8, -1.3, -1.0, -0.8, -0.5, -0.25, 1.0]
+    assert [reward(c) for c in Category] == [-2.0, -2.0, -1.5, -1.5, -1.8, -1.3, -1.0, -0.8, -0.5, -0.25, 1.0]
     assert reward("content_error") == -0.25  # the string value works too (YAML, logs)
     custom = ErrorCategoryReward(correct=2.0, format_error=-3)
     assert (
@@ -196,7 +197,7 @@ def test_reward_signature_is_a_config_schema():
 
 def test_reward_score_strict():
     text = "get_papers_by_keywords(query='tool learning', venue='ICLR', limit=1.0)"
-    assert ErrorCategoryReward(strict=True).score(text, GOLD, TOOLS) == (Category.CONTENT_ERROR, -0.25)
+    assert ErrorCategoryReward(strict=True).score(text, (GOLD,), TOOLS) == (Category.CONTENT_ERROR, -0.25)
 
 
 def test_reward_is_configured_from_yaml():

@@ -14,7 +14,8 @@ from tlkit.classify import Category, classify_call
 from tlkit.data.noise import NOISE_LEVELS, add_noise, derange, slight_edit
 from tlkit.data.readers import read_trajectories
 from tlkit.data.records import ToolCall, Trajectory
-from tlkit.score import bfcl_functions, gold_calls, react_text, score_records
+from tlkit.rules import bfcl_functions, react_text
+from tlkit.score import gold_calls, score_records
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RENAMING = ("slight", "medium", "union")  # levels under which every gold tool is renamed

@@ -187,7 +187,7 @@ def test_bfcl_parallel_perturbed_predictions(shared_data, tmp_path, capsys):
     gold = {i: list(gold_calls(r)) for i, r in records.items()}
     p0, p1, p2, p3 = (gold[f"parallel_{i}"] for i in range(4))
     changed = {
-        "parallel_0": p0[:1],  # one of two calls: the wrong number of calls fails tool selection
+        "parallel_0": p0[:1],  # one of two calls: a missing call fails tool selection
         "parallel_1": p1[::-1],  # order does not matter
         "parallel_2": [p2[0], ToolCall(p2[1].name, {**p2[1].arguments, "length": 6})],
         "parallel_3": [
@@ -202,7 +202,7 @@ def test_bfcl_parallel_perturbed_predictions(shared_data, tmp_path, capsys):
     )
     got = {r["id"]: (r["category"], r["ts"], r["pi"], r["cf"]) for r in rows}
     assert [got[f"parallel_{i}"] for i in range(5)] == [
-        ("wrong_tool", False, False, False),
+        ("missing_or_extra_call", False, False, False),
         ("correct", True, True, True),
         ("content_error", True, True, False),
         ("correct", True, True, True),
@@ -231,9 +231,9 @@ def test_bfcl_irrelevance_call_versus_text(shared_data, tmp_path, capsys):
         "PI": 50.0,
         "CF": 50.0,
         "missing": 0,
-        "categories": categories(correct=50.0, wrong_tool=25.0, tool_hallucination=25.0),
+        "categories": categories(correct=50.0, missing_or_extra_call=25.0, tool_hallucination=25.0),
     }
-    assert rows[0]["category"] == "correct" and rows[10]["category"] == "wrong_tool"
+    assert rows[0]["category"] == "correct" and rows[10]["category"] == "missing_or_extra_call"
 
 
 def test_missing_predictions_count_wrong_and_are_reported(shared_data, tmp_path, capsys):
@@ -353,7 +353,7 @@ def test_seal_tools_json_calls(shared_data, tmp_path, capsys):
     )
     got = {r["id"]: (r["category"], r["ts"], r["pi"], r["cf"]) for r in rows}
     assert got[a.id] == ("correct", True, True, True)
-    assert got[b.id] == ("wrong_tool", False, False, False)
+    assert got[b.id] == ("missing_or_extra_call", False, False, False)
     assert got[c.id] == ("param_hallucination", True, False, False)
     assert got[d.id] == ("format_error", False, False, False)
     assert got[s.id] == ("content_error", True, True, False)

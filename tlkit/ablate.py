@@ -197,7 +197,8 @@ def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
     order = eval_set_names(folder)
     metrics = {}
     for name in sorted(rows, key=lambda n: (order.index(n) if n in order else len(order), n)):
-        scored = [r for r in rows[name] if "ts" in r]
+        # once per record: under DDP each rank writes its rows, and Lightning's sampler repeats a few
+        scored = list({r.get("index", i): r for i, r in enumerate(rows[name]) if "ts" in r}.values())
         if scored:
             metrics[name] = {"n": len(scored), **{m: 100 * sum(r[m.lower()] for r in scored) / len(scored) for m in METRICS}}
     if not metrics:

@@ -1,7 +1,8 @@
 """Error categories of a predicted tool call against the gold call (the paper's IRM, as its code does it).
 
 Rules, first match wins: no parsable call -> format error; a name not on offer -> tool
-hallucination; another offered tool -> wrong tool; then by argument names (hallucinated /
+hallucination; (a turn with more or fewer calls than the gold: a missing or extra call, see
+`tlkit/rules.py`); another offered tool -> wrong tool; then by argument names (hallucinated /
 redundant / missing, combinations first); then any gold value that differs -> content error;
 else correct. See `classify_call`.
 """
@@ -20,6 +21,7 @@ class Category(str, Enum):
 
     FORMAT_ERROR = "format_error"
     TOOL_HALLUCINATION = "tool_hallucination"
+    MISSING_OR_EXTRA_CALL = "missing_or_extra_call"
     WRONG_TOOL = "wrong_tool"
     PARAM_HALLUCINATION_REDUNDANT_MISSING = "param_hallucination_redundant_missing"
     PARAM_HALLUCINATION_REDUNDANT_OR_MISSING = "param_hallucination_redundant_or_missing"
@@ -90,8 +92,9 @@ def classify_call(
 ) -> Category:
     """The category of a prediction (`parse_calls` output) against one gold call.
 
-    When the prediction holds several calls, only the first is judged (the paper scores one call
-    per turn); `None`, no call, or an empty name are format errors.
+    Only the first call is judged: a turn's calls are matched to its gold calls by
+    `tlkit.rules.judge_calls`, which asks this about each pair. `None`, no call, or an empty
+    name are format errors.
     """
     if not predicted or not predicted[0].name:
         return Category.FORMAT_ERROR

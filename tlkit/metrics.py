@@ -1,7 +1,9 @@
-"""TS / PI / CF (RoTBench's three levels) and error-category rates, as torchmetrics `Metric`s.
+"""TS / PI / CF and error-category rates, as torchmetrics `Metric`s over `Verdict`s (`tlkit.rules.judge`).
 
-States are summed counts (`dist_reduce_fx="sum"`), so the metrics sync across processes.
-Per-example logic lives in `tool_call_levels`, a pure function.
+Each update takes the verdicts of a batch and the position of each record in its eval set. States
+are the (record, value) pairs, concatenated across processes (`dist_reduce_fx="cat"`), and each
+record counts once: under DDP, Lightning's sampler pads the last batches with repeated records so
+every process gets as many, and those repeats must not count twice.
 """
 
 from __future__ import annotations
@@ -10,89 +12,100 @@ from collections.abc import Sequence
 
 import torch
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
-from tlkit.classify import Category, values_match
-from tlkit.data.records import ToolCall
+from tlkit.classify import Category
+from tlkit.rules import Verdict
 
-
-def tool_call_levels(
-    predicted: Sequence[ToolCall] | None, gold: ToolCall, strict: bool = False
-) -> tuple[bool, bool, bool]:
-    """(TS, PI, CF) of a prediction's first call: same name; and same argument names; and every value matches."""
-    if not predicted:
-        return False, False, False
-    call = predicted[0]
-    ts = call.name == gold.name
-    pi = ts and call.arguments.keys() == gold.arguments.keys()
-    cf = pi and all(values_match(call.arguments[name], value, strict) for name, value in gold.arguments.items())
-    return ts, pi, cf
+INDEX = {category: i for i, category in enumerate(Category)}
 
 
-class _CallLevelAccuracy(Metric):
-    """Share of predictions that pass one level of `tool_call_levels` (0: TS, 1: PI, 2: CF)."""
+def once_per_record(records: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The values with each record's repeats dropped; shapes (n,) -> (unique records,)."""
+    order = torch.argsort(records, stable=True)
+    records, values = records[order], values[order]
+    first = torch.ones_like(records, dtype=torch.bool)
+    first[1:] = records[1:] != records[:-1]
+    return values[first]
 
-    level: int
-    strict = False
+
+class _PerRecord(Metric):
+    """One integer per record (`value` of its verdict), kept once per record."""
+
     is_differentiable = False
-    higher_is_better = True
     full_state_update = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.add_state("passed", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("records", default=[], dist_reduce_fx="cat")
+        self.add_state("values", default=[], dist_reduce_fx="cat")
 
-    def update(self, predicted: Sequence[Sequence[ToolCall] | None], gold: Sequence[ToolCall]) -> None:
-        if len(predicted) != len(gold):
-            raise ValueError(f"{type(self).__name__}.update: {len(predicted)} predictions for {len(gold)} gold calls")
-        self.passed += sum(tool_call_levels(p, g, self.strict)[self.level] for p, g in zip(predicted, gold))
-        self.total += len(gold)
+    def value(self, verdict: Verdict) -> int:
+        raise NotImplementedError
+
+    def update(self, verdicts: Sequence[Verdict], records: Sequence[int]) -> None:
+        """`records`: each verdict's record, as its position in the eval set (repeats count once)."""
+        if len(verdicts) != len(records):
+            raise ValueError(f"{type(self).__name__}.update: {len(verdicts)} verdicts for {len(records)} records")
+        self.records.append(torch.tensor(list(records), dtype=torch.long, device=self.device))
+        self.values.append(torch.tensor([self.value(v) for v in verdicts], dtype=torch.long, device=self.device))
+
+    def once(self) -> torch.Tensor:
+        """Each record's value, once (call inside `compute`, after the states are synced)."""
+        if isinstance(self.records, list) and not self.records:  # nothing seen (synced, the list is a tensor)
+            return torch.zeros(0, dtype=torch.long, device=self.device)
+        return once_per_record(dim_zero_cat(self.records), dim_zero_cat(self.values))
+
+
+class _LevelAccuracy(_PerRecord):
+    """Share of records whose verdict passes one level (1: TS, 2: PI, 3: CF)."""
+
+    level: int
+    higher_is_better = True
+
+    def value(self, verdict: Verdict) -> int:
+        return int(verdict[self.level])
 
     def compute(self) -> torch.Tensor:
-        return self.passed.float() / self.total.clamp(min=1)  # 0.0 before any update, not NaN
+        values = self.once()
+        return values.sum().float() / max(len(values), 1)  # 0.0 before any update, not NaN
 
 
-class ToolSelectionAccuracy(_CallLevelAccuracy):
-    """TS: the called name equals the gold name."""
-
-    level = 0
-
-
-class ParameterIdentificationAccuracy(_CallLevelAccuracy):
-    """PI: TS, and the set of argument names equals the gold set."""
+class ToolSelectionAccuracy(_LevelAccuracy):
+    """TS: the turn calls the gold tools (one-to-one, in any order)."""
 
     level = 1
 
 
-class ContentFillingAccuracy(_CallLevelAccuracy):
-    """CF: PI, and every argument value matches (`values_match`).
-
-    Args:
-        strict: Compare values type-exactly (1 != 1.0).
-    """
+class ParameterIdentificationAccuracy(_LevelAccuracy):
+    """PI: TS, and each call has the gold call's argument names."""
 
     level = 2
 
-    def __init__(self, strict: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.strict = strict
+
+class ContentFillingAccuracy(_LevelAccuracy):
+    """CF: PI, and every argument value matches (by the set's rule)."""
+
+    level = 3
 
 
-class ErrorCategoryRate(Metric):
+class ErrorCategoryRate(_PerRecord):
     """Share of each error category; `compute()` -> {category value: rate}."""
 
-    is_differentiable = False
-    full_state_update = False
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("counts", default=torch.zeros(len(Category), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, categories: Sequence[Category]) -> None:
-        index = {category: i for i, category in enumerate(Category)}
-        for category in categories:
-            self.counts[index[Category(category)]] += 1
+    def value(self, verdict: Verdict) -> int:
+        return INDEX[Category(verdict.category)]
 
     def compute(self) -> dict[str, torch.Tensor]:
-        rates = self.counts.float() / self.counts.sum().clamp(min=1)
+        values = self.once()
+        rates = torch.bincount(values, minlength=len(Category)).float() / max(len(values), 1)
         return {category.value: rates[i] for i, category in enumerate(Category)}
+
+
+class RecordCount(_PerRecord):
+    """How many records were scored, each once."""
+
+    def value(self, verdict: Verdict) -> int:
+        return 0
+
+    def compute(self) -> torch.Tensor:
+        return torch.tensor(len(self.once()))

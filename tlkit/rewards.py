@@ -1,12 +1,24 @@
-"""IRM: the scalar reward of a generated tool call, one value per error category (design.md)."""
+"""IRM: the scalar reward of a generated answer turn, one value per error category (design.md).
+
+A turn with several calls is judged by `tlkit.rules.judge` (one-to-one matching in any order); its
+reward is that of its category, the worst pair's under the best matching, or `missing_or_extra_call`.
+Why this and not, say, the mean over calls: in the reference's single-call table only the right
+call earns a positive reward (+1) and every error costs what its kind costs. A mean would pay a
+turn that makes one of three calls wrong (1 + 1 - 1.5) / 3 > 0; the worst call keeps +1 for turns
+that are right in full, prices each error as the table does (a content error in one call of three
+costs -0.25, as alone), and keeps rewards in the table's range, which the clip and the KL scale
+were set for. A missing or extra call selects the wrong set of tools: the table's tool-level error
+for an offered tool (`wrong_tool`, -1.5); a name not on offer stays a hallucination (-2).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tlkit.calls import ParseFormat, parse_turn
-from tlkit.classify import Category, classify_call
+from tlkit.calls import ParseFormat
+from tlkit.classify import Category
 from tlkit.data.records import Tool, ToolCall
+from tlkit.rules import judge
 
 
 class ErrorCategoryReward:
@@ -15,6 +27,7 @@ class ErrorCategoryReward:
     Args:
         format_error: The output does not parse as a call (or names no tool).
         tool_hallucination: The called name is not among the offered tools.
+        missing_or_extra_call: More or fewer calls than the gold turn has (a call where none is due).
         wrong_tool: An offered tool, but not the gold one.
         param_hallucination_redundant_missing: Hallucinated, redundant and missing arguments.
         param_hallucination_redundant_or_missing: Hallucinated, and redundant or missing arguments.
@@ -30,6 +43,7 @@ class ErrorCategoryReward:
         self,
         format_error: float = -2.0,
         tool_hallucination: float = -2.0,
+        missing_or_extra_call: float = -1.5,
         wrong_tool: float = -1.5,
         param_hallucination_redundant_missing: float = -1.8,
         param_hallucination_redundant_or_missing: float = -1.3,
@@ -48,11 +62,17 @@ class ErrorCategoryReward:
         return self.rewards[Category(category)]
 
     def score(
-        self, text: str, gold: ToolCall, tools: Sequence[Tool], call_format: ParseFormat = "python"
+        self,
+        text: str,
+        gold: Sequence[ToolCall],
+        tools: Sequence[Tool],
+        call_format: ParseFormat = "python",
+        meta: dict | None = None,
+        data_format: str = "tlkit",
     ) -> tuple[Category, float]:
-        """Parse generated `text` as an assistant turn (free text such as a thought may precede the
-        calls, as in evaluation), classify its first call against `gold`, and reward it."""
-        category = classify_call(parse_turn(text, call_format), gold, tools, self.strict)
+        """Judge generated `text` against the gold turn's calls by the rule of `data_format`
+        (`tlkit.rules.judge`; a thought may precede the calls, as in evaluation), and reward it."""
+        category = judge(text, gold, tools, meta or {}, data_format, call_format, self.strict).category
         return category, self(category)
 
     def __repr__(self) -> str:

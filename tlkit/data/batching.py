@@ -19,6 +19,8 @@ class EvalExample(NamedTuple):
     gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
     tools: tuple[Tool, ...]
     meta: dict[str, Any]
+    format: str = "tlkit"  # the reader the gold came from: it picks the scoring rule (`tlkit.rules.judge`)
+    index: int = 0  # position in its eval set: the records DDP repeats to pad batches count once
 
 
 class PromptBatch:

@@ -172,14 +172,15 @@ class ToolCallDataModule(L.LightningDataModule):
         if "train" not in self.records:
             self.setup("fit")
         examples = []
-        for _, dataset in self.records.get("train", []):
+        for file, dataset in self.records.get("train", []):
             for row in dataset:
                 trajectory = Trajectory.from_json(row["record"])
                 masked = masked_turns(trajectory, self.detector) if self.detector is not None else {}
                 for i, message in enumerate(trajectory.messages):
                     if message.role == "assistant" and message.tool_calls and i not in masked:
                         prompt = render_prompt(trajectory, i, self.format, self.tokenizer)
-                        examples.append(EvalExample(trajectory.id, row["source"], prompt, message.tool_calls, trajectory.tools, trajectory.meta))
+                        examples.append(EvalExample(trajectory.id, row["source"], prompt, message.tool_calls, trajectory.tools,
+                                                    trajectory.meta, file.format))
         return examples
 
     def prompt_collate(self, name: str, examples: list[EvalExample]) -> PromptBatch:
@@ -219,14 +220,17 @@ class ToolCallDataModule(L.LightningDataModule):
         sets: dict[str, list[EvalExample]] = {}
         for file, dataset in self.records.get(split, []):
             name = file.name if file.name not in sets else f"{file.name}#{len(sets)}"
-            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"]) for row in dataset]
+            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"], file.format, i)
+                          for i, row in enumerate(dataset)]
         return sets
 
-    def eval_example(self, trajectory: Trajectory, source: str) -> EvalExample:
-        index = target_message_index(trajectory)
-        if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
+    def eval_example(self, trajectory: Trajectory, source: str, format: str = "tlkit", index: int = 0) -> EvalExample:
+        """The record as a prompt up to its target turn; `format` is its reader, `index` its place in the set."""
+        target = target_message_index(trajectory)
+        if target is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
             trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
-            index = len(trajectory.messages) - 1
-        prompt = render_prompt(trajectory, index, self.format, self.tokenizer)
-        return EvalExample(trajectory.id, source, prompt, trajectory.messages[index].tool_calls, trajectory.tools, trajectory.meta)
+            target = len(trajectory.messages) - 1
+        prompt = render_prompt(trajectory, target, self.format, self.tokenizer)
+        return EvalExample(trajectory.id, source, prompt, trajectory.messages[target].tool_calls, trajectory.tools,
+                           trajectory.meta, format, index)
 

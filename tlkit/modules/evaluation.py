@@ -1,6 +1,7 @@
-"""Generation-based evaluation, shared by every module: generate each eval prompt's answer, parse
-it, score it against the gold call (TS / PI / CF and the error category), log, and write every
-prediction to a JSONL file in the run folder.
+"""Generation-based evaluation, shared by every module: generate each eval prompt's answer, judge
+it by its eval set's rule (`tlkit.rules.judge`: BFCL's AST check for `bfcl` files, RoTBench's for
+`rotbench`, the generic rule otherwise; TS / PI / CF and the error category, as `tlkit score`
+does), log, and write every prediction to a JSONL file in the run folder.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from tlkit.calls import parse_turn
-from tlkit.classify import Category, classify_call
 from tlkit.data.batching import PromptBatch
-from tlkit.metrics import ContentFillingAccuracy, ErrorCategoryRate, ParameterIdentificationAccuracy, ToolSelectionAccuracy, tool_call_levels
+from tlkit.data.records import RecordError
+from tlkit.metrics import (ContentFillingAccuracy, ErrorCategoryRate, ParameterIdentificationAccuracy, RecordCount,
+                           ToolSelectionAccuracy)
+from tlkit.rules import AnswerKeyError, judge
 
 
 def generate(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
@@ -38,12 +40,15 @@ def slot(key: str) -> str:
 
 
 class EvalSet(nn.Module):
-    """The metrics of one eval set, with summed states (correct under DDP)."""
+    """The metrics of one eval set; they sync across processes and count each record once."""
 
     def __init__(self):
         super().__init__()
         self.ts, self.pi, self.cf = ToolSelectionAccuracy(), ParameterIdentificationAccuracy(), ContentFillingAccuracy()
-        self.categories = ErrorCategoryRate()
+        self.categories, self.n = ErrorCategoryRate(), RecordCount()
+
+    def metrics(self) -> tuple:
+        return self.ts, self.pi, self.cf, self.categories, self.n
 
 
 class GenerationEvaluation(nn.Module):
@@ -66,24 +71,20 @@ class GenerationEvaluation(nn.Module):
         if slot(key) not in self.sets:
             self.sets[slot(key)] = EvalSet().to(module.device)
         metrics = self.sets[slot(key)]
-        scored_pred, scored_gold, categories = [], [], []
+        verdicts = []
         for example, text in zip(batch.examples, texts):
-            predicted = parse_turn(text, batch.call_format)
-            row = {"id": example.id, "prediction": text, "gold": [{"name": c.name, "arguments": c.arguments} for c in example.gold]}
-            if example.gold:
-                category = classify_call(predicted, example.gold[0], example.tools)
-                ts, pi, cf = tool_call_levels(predicted, example.gold[0])
-                row.update(category=category.value, ts=ts, pi=pi, cf=cf)
-                scored_pred.append(predicted)
-                scored_gold.append(example.gold[0])
-                categories.append(category)
-            else:  # no call is right here (e.g. BFCL irrelevance)
-                row.update(category=None, correct=not predicted)
-            self.rows[key].append(row)
-        if scored_gold:
-            for metric in (metrics.ts, metrics.pi, metrics.cf):
-                metric.update(scored_pred, scored_gold)
-            metrics.categories.update(categories)
+            try:
+                verdict = judge(text, example.gold, example.tools, example.meta, example.format, batch.call_format)
+            except AnswerKeyError as e:
+                raise RecordError(example.source, example.id, e.field, e.problem) from None
+            verdicts.append(verdict)
+            self.rows[key].append({
+                "id": example.id, "index": example.index, "prediction": text,
+                "gold": [{"name": c.name, "arguments": c.arguments} for c in example.gold],
+                "category": verdict.category.value, "ts": verdict.ts, "pi": verdict.pi, "cf": verdict.cf,
+            })
+        for metric in metrics.metrics():
+            metric.update(verdicts, [example.index for example in batch.examples])
         return self.rows[key][-len(batch.examples):]
 
     def epoch_end(self, module: L.LightningModule, stage: str) -> None:
@@ -96,9 +97,9 @@ class GenerationEvaluation(nn.Module):
             values.update({f"category/{c}": v for c, v in metrics.categories.compute().items()})
             if stage != "predict":  # Lightning does not log while predicting; the table and files say it all
                 module.log_dict({f"{key}/{name}": value for name, value in values.items()}, add_dataloader_idx=False)
-            table.append((key.split("/", 1)[1], len(self.rows[key]), values))
+            table.append((key.split("/", 1)[1], int(metrics.n.compute()), values))
             self.write_rows(key, log_dir, trainer)
-            for metric in (metrics.ts, metrics.pi, metrics.cf, metrics.categories):
+            for metric in metrics.metrics():
                 metric.reset()
         if stage != "predict":
             module.log(f"{stage}/generation_seconds", self.seconds, reduce_fx="max", add_dataloader_idx=False)

@@ -164,8 +164,8 @@ class ErrorAwarePPO(ToolCallModule):
 
     # --- rollout --------------------------------------------------------------------------
     def score(self, texts: list[str], batch: PromptBatch, call_format: str) -> tuple[torch.Tensor, list[Category]]:
-        categories, rewards = zip(*(self.reward.score(text, example.gold[0], example.tools, call_format)
-                                    for text, example in zip(texts, batch.examples)))
+        categories, rewards = zip(*(self.reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)
+                                    for text, e in zip(texts, batch.examples)))
         return torch.tensor(rewards, device=self.device), list(categories)
 
     @torch.no_grad()
@@ -263,7 +263,7 @@ class ErrorAwarePPO(ToolCallModule):
         experiment = getattr(self.logger, "experiment", None)
         every = self.hparams.log_samples_every_n_steps
         if every and self.global_step % every == 0 and hasattr(experiment, "add_text") and self.trainer.is_global_zero:
-            lines = [f"**{e.id}** {c.value} ({float(s):+.2f})  \nanswer: `{t.strip()[:300]}`  \ngold: `{e.gold[0].name}({e.gold[0].arguments})`"
+            lines = [f"**{e.id}** {c.value} ({float(s):+.2f})  \nanswer: `{t.strip()[:300]}`  \ngold: `{'; '.join(f'{g.name}({g.arguments})' for g in e.gold)}`"
                      for e, t, c, s in list(zip(stats["examples"], stats["texts"], stats["categories"], stats["scores"]))[:4]]
             experiment.add_text("ppo/samples", "\n\n".join(lines), self.global_step)
 
