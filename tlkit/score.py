@@ -294,7 +294,7 @@ def main(args: list[str] | None = None) -> dict:
             config.strict,
         )
     except (RecordError, ScoreError, OSError) as error:  # bad input: say what and where, no traceback
-        raise SystemExit(f"tlkit score: error: {error}") from None
+        raise SystemExit(f"tlkit: error: {error}") from None
     print(format_table(summary, rows))
     print(json.dumps(summary))
     return summary

@@ -147,3 +147,27 @@ class Trajectory:
     @classmethod
     def from_json(cls, text: str) -> Trajectory:
         return cls.from_dict(json.loads(text))
+
+
+def check_tools(trajectory: Trajectory, source: str) -> Trajectory:
+    """The trajectory, if its tools have distinct names and each `required` name is among its `properties`.
+
+    Rules for canonical files: a benchmark's reader may pass on what the benchmark holds (RoTBench
+    offers some tools twice under one name), so `from_dict`, which also reads cached records back,
+    does not check them.
+    """
+    first: dict[str, int] = {}
+    for i, tool in enumerate(trajectory.tools):
+        if tool.name in first:
+            problem = f"{tool.name!r} repeats the name of tools[{first[tool.name]}]; each tool needs its own name"
+            raise RecordError(source, trajectory.id, f"tools[{i}].name", problem)
+        first[tool.name] = i
+        required = tool.parameters.get("required", [])
+        where = f"tools[{i}].parameters.required"
+        if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+            raise RecordError(source, trajectory.id, where, "expected a list of parameter names")
+        unknown = [name for name in required if name not in tool.parameter_names]
+        if unknown:
+            problem = f"{unknown[0]!r} is not among the parameters in 'properties' ({', '.join(tool.parameter_names)})"
+            raise RecordError(source, trajectory.id, where, problem)
+    return trajectory

@@ -18,7 +18,7 @@ from tlkit.data.readers.tlkit_jsonl import read_tlkit
 from tlkit.data.readers.toolalpaca import read_toolalpaca
 from tlkit.data.readers.toolalpaca_golden import read_toolalpaca_golden
 from tlkit.data.readers.toolbench import read_toolbench
-from tlkit.data.records import Trajectory
+from tlkit.data.records import RecordError, Trajectory
 
 READERS: dict[str, Callable[[str], Iterator[Trajectory]]] = {
     "tlkit": read_tlkit,
@@ -35,7 +35,18 @@ READERS: dict[str, Callable[[str], Iterator[Trajectory]]] = {
 
 
 def read_trajectories(path: str, format: str) -> Iterator[Trajectory]:
-    """The trajectories of `path`, read as `format` (a key of `READERS`)."""
+    """The trajectories of `path`, read as `format` (a key of `READERS`); a RecordError if there are none."""
     if format not in READERS:
         raise ValueError(f"unknown format {format!r}; known formats: {', '.join(READERS)}")
-    return READERS[format](path)
+    return not_empty(READERS[format](path), path)
+
+
+def not_empty(records: Iterator[Trajectory], path: str) -> Iterator[Trajectory]:
+    """`records`, then an error if there were none: an empty data file is a mistake, not a score of n = 0."""
+    empty = True
+    for record in records:
+        empty = False
+        yield record
+    if empty:
+        problem = "no records: the file (or folder) is empty, or holds nothing this format makes a record of"
+        raise RecordError(str(path), "line 1", "<file>", problem)

@@ -11,6 +11,8 @@ from typing import Any
 
 from tlkit.data.records import RecordError, Tool
 
+# What decoding JSON text can raise: a syntax error, or nesting deeper than Python's parser goes.
+JSON_ERRORS = (ValueError, RecursionError)
 KINDS = {str: "a string", list: "a list", dict: "an object", int: "an integer", bool: "true or false"}
 
 # Source type names (Python, Java/JavaScript in BFCL, API-Bank's datetimes, which it passes as
@@ -50,8 +52,8 @@ class At:
         """Parse JSON text held in a field."""
         try:
             return json.loads(text)
-        except (ValueError, TypeError) as e:
-            raise self.error(field, f"expected JSON text ({e})") from None
+        except (*JSON_ERRORS, TypeError) as e:
+            raise self.error(field, f"expected JSON text ({json_problem(e)})") from None
 
     def arguments(self, value: Any, field: str) -> dict[str, Any]:
         """Call arguments given as an object or as JSON text of one."""
@@ -67,13 +69,36 @@ def describe(kind: type | tuple[type, ...]) -> str:
     return " or ".join(KINDS.get(k, k.__name__) for k in kinds)
 
 
+def json_problem(error: Exception) -> str:
+    """What is wrong with JSON text that did not decode."""
+    return "nested deeper than Python's JSON parser goes" if isinstance(error, RecursionError) else str(error)
+
+
+def deepest_line(text: str) -> int:
+    """The line where brackets nest deepest, strings skipped: where a too-deeply nested document goes wrong."""
+    depth = deepest = 0
+    line = found = 1
+    for match in re.finditer(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}\n]', text):
+        token = match.group()
+        if token == "\n":
+            line += 1
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, found = depth, line
+        elif token in "]}":
+            depth -= 1
+    return found
+
+
 def load_json(path: str | Path) -> Any:
     """A whole-file JSON document; a syntax error names its line."""
     text = read_text(path)
     try:
         return json.loads(text)
-    except ValueError as e:
-        raise RecordError(str(path), f"line {getattr(e, 'lineno', '?')}", "<json>", f"invalid JSON ({e})") from None
+    except JSON_ERRORS as e:
+        line = deepest_line(text) if isinstance(e, RecursionError) else getattr(e, "lineno", "?")
+        raise RecordError(str(path), f"line {line}", "<json>", f"invalid JSON ({json_problem(e)})") from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -83,8 +108,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             continue
         try:
             yield number, json.loads(line)
-        except ValueError as e:
-            raise RecordError(str(path), f"line {number}", "<json>", f"invalid JSON ({e})") from None
+        except JSON_ERRORS as e:
+            raise RecordError(str(path), f"line {number}", "<json>", f"invalid JSON ({json_problem(e)})") from None
 
 
 def load_records(path: str | Path) -> Iterator[tuple[str, Any]]:
@@ -97,10 +122,19 @@ def load_records(path: str | Path) -> Iterator[tuple[str, Any]]:
 
 
 def read_text(path: str | Path) -> str:
+    """The file's text; bytes that are not UTF-8 are named by line and column."""
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        data = Path(path).read_bytes()
+    except OSError as e:
         raise RecordError(str(path), "<file>", "<file>", f"cannot read the file ({e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line, column = before.count(b"\n") + 1, e.start - (before.rfind(b"\n") + 1) + 1
+        problem = f"not UTF-8: byte 0x{data[e.start]:02x}, byte {column} of the line ({e.reason}); save it as UTF-8"
+        raise RecordError(str(path), f"line {line}", "<text>", problem) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # newlines as text mode reads them
 
 
 def normalise_schema(schema: dict[str, Any]) -> dict[str, Any]:

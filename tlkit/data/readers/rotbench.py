@@ -15,7 +15,7 @@ from json import JSONDecoder
 from pathlib import Path
 from typing import Any
 
-from tlkit.data.readers._common import At, UniqueIds, load_records, make_tool
+from tlkit.data.readers._common import JSON_ERRORS, At, UniqueIds, json_problem, load_records, make_tool
 from tlkit.data.records import Message, Tool, ToolCall, Trajectory
 
 SPEAKERS = {"user": "user", "function": "tool"}
@@ -64,8 +64,9 @@ def parse_tools(system: dict[str, Any], at: At) -> tuple[Tool, ...]:
     start = text.find("[", text.find("tools:") + 1)
     try:
         specs, _ = JSONDecoder().raw_decode(text, start) if start >= 0 else (None, 0)
-    except ValueError as e:
-        raise at.error("conversations[0].value", f"expected a JSON list of tools after 'tools:' ({e})") from None
+    except JSON_ERRORS as e:
+        problem = f"expected a JSON list of tools after 'tools:' ({json_problem(e)})"
+        raise at.error("conversations[0].value", problem) from None
     if not isinstance(specs, list):
         raise at.error("conversations[0].value", "expected a JSON list of tools after 'tools:'")
     return tuple(make_tool(spec, at, f"conversations[0].value.tools[{i}]") for i, spec in enumerate(specs))

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tlkit.data.readers._common import At, load_json, object_schema, type_schema
+from tlkit.data.readers._common import JSON_ERRORS, At, json_problem, load_json, object_schema, type_schema
 from tlkit.data.records import Message, Tool, ToolCall, Trajectory
 
 PARAMETERS_LINE = re.compile(r"^Parameters:[ \t]*", re.MULTILINE)
@@ -69,8 +69,8 @@ def parse_function(name: str, text: str, at: At, field: str) -> Tool:
         raise at.error(field, "expected a 'Parameters: {...}' line")
     try:
         parameters, end = json.JSONDecoder().raw_decode(text, match.end())
-    except ValueError as e:
-        raise at.error(f"{field}.Parameters", f"expected a JSON object ({e})") from None
+    except JSON_ERRORS as e:
+        raise at.error(f"{field}.Parameters", f"expected a JSON object ({json_problem(e)})") from None
     if not isinstance(parameters, dict):
         raise at.error(f"{field}.Parameters", "expected a JSON object")
     properties, required = {}, []
@@ -115,7 +115,7 @@ def golden_step(step: Any, at: At, field: str) -> dict[str, Any]:
     for candidate in (text, PLACEHOLDER.sub(lambda m: json.dumps(m.group(0).strip('"')), text)):
         try:
             arguments = json.loads(candidate)
-        except ValueError:
+        except JSON_ERRORS:
             continue
         if isinstance(arguments, dict):
             return {"name": name, "arguments": arguments}

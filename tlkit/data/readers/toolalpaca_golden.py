@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tlkit.data.readers._common import At
+from tlkit.data.readers._common import JSON_ERRORS, At
 from tlkit.data.readers.toolalpaca import api_objects
 from tlkit.data.records import Message, ToolCall, Trajectory
 
@@ -66,7 +66,7 @@ def unpack_step(step: Any, at: At, field: str) -> tuple[str, str, str]:
 def json_object(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except JSON_ERRORS:
         return None
     return value if isinstance(value, dict) else None
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tlkit.data.readers._common import At, load_json, make_tool
+from tlkit.data.readers._common import JSON_ERRORS, At, load_json, make_tool
 from tlkit.data.records import Message, ToolCall, Trajectory
 
 # ToolBench cuts long replies mid-string, so the envelope may not parse as a whole.
@@ -90,7 +90,7 @@ def envelope_error(content: str) -> bool | None:
     """bool(the reply's `error` field); None where the reply has no such envelope."""
     try:
         reply = json.loads(content)
-    except ValueError:
+    except JSON_ERRORS:
         match = ERROR_FIELD.match(content)
         return None if match is None else bool(json.loads(match.group(1)))
     return bool(reply["error"]) if isinstance(reply, dict) and "error" in reply else None
