@@ -8,6 +8,7 @@ import torch
 from tlkit.data.datamodule import DataFile, ToolCallDataModule
 from tlkit.modules.ppo import ErrorAwarePPO
 from tlkit import rl
+from tlkit.calls import render_call
 from tlkit.rl import AdaptiveKL, FixedKL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +61,8 @@ def test_group_advantages_need_sampling(tokenizer):
 @pytest.fixture(scope="module")
 def prompts(tokenizer):
     """Real Seal-Tools prompts (each up to its gold call), from the shipped subset."""
-    dm = ToolCallDataModule(MODEL, train=[DataFile(str(ROOT / "experiments/data/seal_tools/dev_subset.jsonl"), "seal_tools")],
-                            batch_size=4, max_length=256, train_target="prompts")
+    seal_tools = DataFile(str(ROOT / "experiments/data/seal_tools/dev_subset.jsonl"), "seal_tools")
+    dm = ToolCallDataModule(MODEL, train=[seal_tools], batch_size=4, max_length=256, train_target="prompts")
     return dm.prompt_collate("train", dm.train_prompts()[:4])
 
 
@@ -165,10 +166,11 @@ def test_a_wrong_answer_alone_in_its_batch_gets_raw_negative_advantages_by_defau
     """paper/ppo.yaml's batch of 1: a 10-token unfinished call scores -2 (format error); by default (as the reference)
     every token's advantage is negative. Whitened over its own tokens, the first ones were +1.39, +1.12, ..."""
     module = ppo_from_one_checkpoint(tokenizer, critic="shared")
-    torch.nn.init.zeros_(module.value_head.weight), torch.nn.init.zeros_(module.value_head.bias)  # V = 0: readable GAE
-    gold = "getHealthWorkforce(location='country', occupation='nurses')"
-    script_answers(monkeypatch, tokenizer, [tokenizer.decode(tokenizer(" " + gold, add_special_tokens=False)["input_ids"][:10]).strip()],
-                   end=False)
+    torch.nn.init.zeros_(module.value_head.weight)  # a critic that says 0: the advantages are readable
+    torch.nn.init.zeros_(module.value_head.bias)
+    gold = render_call(prompts.examples[0].gold[0])[0]  # getHealthWorkforce(location='country', occupation='nurses')
+    unfinished = tokenizer.decode(tokenizer(" " + gold, add_special_tokens=False)["input_ids"][:10]).strip()
+    script_answers(monkeypatch, tokenizer, [unfinished], end=False)
     rollout, stats = module.rollout(subset(prompts, 1))
     assert stats["scores"].tolist() == [-2.0] and rollout.response_mask.tolist() == [[1.0] * 10]
     assert torch.allclose(rollout.advantages, torch.tensor([[-2.0 * 0.95 ** (9 - t) for t in range(10)]]), atol=1e-5)
@@ -177,10 +179,9 @@ def test_a_wrong_answer_alone_in_its_batch_gets_raw_negative_advantages_by_defau
 @pytest.mark.parametrize("method", ["grpo", "rloo"])
 def test_a_group_of_correct_answers_gets_zero_advantage_even_with_whitening(tokenizer, prompts, monkeypatch, method):
     module = ppo_from_one_checkpoint(tokenizer, advantage=method, do_sample=True, group_size=4, whiten_advantages=True)
-    first, second = (f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})"
-                     for c in (prompts.examples[0].gold[0], prompts.examples[1].gold[0]))
-    # prompt 1: four right calls, some after a thought (lengths differ); prompt 2: right, missing an argument, not a call
-    script_answers(monkeypatch, tokenizer, [first, first, f"I will look it up.\n{first}", f"Thought: the nurses.\n{first}",
+    first, second = (render_call(example.gold[0])[0] for example in prompts.examples[:2])
+    # prompt 1: four right calls, two after a thought (lengths differ); prompt 2: right, an argument missing, no call
+    script_answers(monkeypatch, tokenizer, [first, first, f"I will look it up.\n{first}", f"Thought: nurses.\n{first}",
                                             second, second.split(",")[0] + ")", "I cannot help.", "Hmm"])
     rollout, stats = module.rollout(subset(prompts, 2))
     assert stats["scores"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, -0.5, -2.0, -2.0]
@@ -190,7 +191,7 @@ def test_a_group_of_correct_answers_gets_zero_advantage_even_with_whitening(toke
 
 
 def run_training_steps(module, prompts, monkeypatch, steps: int) -> tuple[list[dict], list[float]]:
-    """`module.training_step` without a Trainer: the logs of each step and the KL coefficient each step's rewards used."""
+    """Run `module.training_step` without a Trainer; the logs of each step, and the KL coefficient its rewards used."""
     optimizers = module.configure_optimizers()
     monkeypatch.setattr(module, "optimizers", lambda: optimizers)
     monkeypatch.setattr(module, "manual_backward", lambda loss: loss.backward())
@@ -207,25 +208,34 @@ def run_training_steps(module, prompts, monkeypatch, steps: int) -> tuple[list[d
 
 def test_sampled_rollouts_are_scored_with_the_tempered_distribution(tokenizer, prompts, monkeypatch):
     torch.manual_seed(0)
-    module = ErrorAwarePPO(MODEL, tokenizer, do_sample=True, temperature=0.7, max_new_tokens=6, critic="shared")
+    module = ErrorAwarePPO(MODEL, tokenizer, do_sample=True, temperature=0.7, max_new_tokens=6, critic="shared",
+                           ppo_epochs=1)
     rollout, _ = module.rollout(prompts)
-    responses, mask, width = rollout.sequences[:, -6:], rollout.response_mask.bool(), rollout.response_mask.shape[1]
-    positions = (rollout.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    for model, logprobs in ((module.policy, rollout.logprobs),
-                            (module.reference, module.reference_logprobs(rollout.sequences, rollout.attention_mask, responses))):
+    sequences, attention_mask, mask = rollout.sequences, rollout.attention_mask, rollout.response_mask.bool()
+    width = mask.shape[1]
+    responses = sequences[:, -width:]
+    reference_logprobs = module.reference_logprobs(sequences, attention_mask, responses)
+    for model, logprobs in ((module.policy, rollout.logprobs), (module.reference, reference_logprobs)):
         with torch.no_grad():
-            logits = model(input_ids=rollout.sequences, attention_mask=rollout.attention_mask, position_ids=positions).logits
-        sampled = torch.log_softmax(logits[:, -width - 1 : -1] / 0.7, -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
-        assert torch.allclose(logprobs[mask], sampled[mask], atol=1e-5)
-    ratios = []
-    policy_loss = rl.policy_loss
-    monkeypatch.setattr(rl, "policy_loss", lambda *a: ratios.append(float((r := policy_loss(*a))[1]["ratio_mean"])) or r)
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=positions).logits
+        tempered = torch.log_softmax(logits[:, -width - 1 : -1] / 0.7, -1)
+        assert torch.allclose(logprobs[mask], tempered.gather(-1, responses.unsqueeze(-1)).squeeze(-1)[mask], atol=1e-5)
+    ratios, policy_loss = [], rl.policy_loss
+
+    def recording_ratios(*args):
+        loss, stats = policy_loss(*args)
+        ratios.append(float(stats["ratio_mean"]))
+        return loss, stats
+
+    monkeypatch.setattr(rl, "policy_loss", recording_ratios)
     run_training_steps(module, prompts, monkeypatch, 1)
     assert ratios[0] == pytest.approx(1.0, abs=1e-6)  # the first update starts from the distribution it sampled
 
 
 def test_the_logged_kl_coef_is_the_one_the_step_used(tokenizer, prompts, monkeypatch):
-    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, kl=AdaptiveKL(0.3, target=6.0, horizon=8))
+    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, ppo_epochs=1,
+                                     kl=AdaptiveKL(0.3, 6.0, horizon=8))
     logs, used = run_training_steps(module, prompts, monkeypatch, 2)
     # KL 0 (policy = reference before the first update) is below target: beta shrinks after each step
     assert used[0] == 0.3 and used[1] == pytest.approx(0.3 * (1 - 0.2 * 4 / 8)) and module.kl.value < used[1]
@@ -233,7 +243,8 @@ def test_the_logged_kl_coef_is_the_one_the_step_used(tokenizer, prompts, monkeyp
 
 
 def test_the_adaptive_kl_steps_on_every_processs_kl(tokenizer, prompts, monkeypatch):
-    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, kl=AdaptiveKL(0.3, target=6.0, horizon=8))
+    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, ppo_epochs=1,
+                                     kl=AdaptiveKL(0.3, 6.0, horizon=8))
     # another process's 4 answers have a summed KL of 52.8; here KL is 0: the mean over 8 answers is 6.6
     monkeypatch.setattr(module, "all_reduce_sum", lambda totals: totals + torch.tensor([52.8, 4.0]))
     logs, _ = run_training_steps(module, prompts, monkeypatch, 1)

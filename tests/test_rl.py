@@ -2,6 +2,7 @@
 
 import json
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -220,17 +221,15 @@ def test_sequence_kl_is_the_mean_answer_kl_over_every_process():
     close(answers, 5.0)
 
 
-def all_reduce_sum(totals: torch.Tensor) -> torch.Tensor:
-    dist.all_reduce(totals)  # what Lightning's DDP strategy does for ErrorAwarePPO.all_reduce_sum
-    return totals
-
-
 def _adaptive_kl_worker(rank: int, world_size: int, init_file: str, out_file: str) -> None:
+    from lightning.pytorch.strategies import DDPStrategy
+
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    reduce_sum = partial(DDPStrategy().reduce, reduce_op="sum")  # what ErrorAwarePPO.all_reduce_sum calls under DDP
     rows = slice(0, 2) if rank == 0 else slice(2, 3)  # each process sees its own answers
     controller = AdaptiveKL(init_coef=0.3, target=1.0, horizon=10)
     for _ in range(2):
-        mean, answers = sequence_kl(KL[rows], KL_MASK[rows], all_reduce_sum)
+        mean, answers = sequence_kl(KL[rows], KL_MASK[rows], reduce_sum)
         controller.update(float(mean), int(answers))
     with open(f"{out_file}.{rank}", "w") as f:
         json.dump(controller.value, f)
