@@ -7,7 +7,9 @@ import torch
 
 from tlkit.data.datamodule import DataFile, ToolCallDataModule
 from tlkit.modules.ppo import ErrorAwarePPO
-from tlkit.rl import FixedKL
+from tlkit import rl
+from tlkit.calls import render_call
+from tlkit.rl import AdaptiveKL, FixedKL
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = str(ROOT / "experiments/models/tiny-llama")
@@ -57,10 +59,10 @@ def test_group_advantages_need_sampling(tokenizer):
 
 
 @pytest.fixture(scope="module")
-def prompts(shared_data, tokenizer):
-    """Real Seal-Tools prompts (each up to its gold call)."""
-    dm = ToolCallDataModule(MODEL, train=[DataFile(str(shared_data / "seal_tools/dev.jsonl"), "seal_tools")],
-                            batch_size=4, max_length=256, train_target="prompts")
+def prompts(tokenizer):
+    """Real Seal-Tools prompts (each up to its gold call), from the shipped subset."""
+    seal_tools = DataFile(str(ROOT / "experiments/data/seal_tools/dev_subset.jsonl"), "seal_tools")
+    dm = ToolCallDataModule(MODEL, train=[seal_tools], batch_size=4, max_length=256, train_target="prompts")
     return dm.prompt_collate("train", dm.train_prompts()[:4])
 
 
@@ -136,6 +138,118 @@ def test_a_few_ppo_steps_raise_the_mean_reward(tokenizer, prompts, advantage, mo
         module.training_step(prompts, 0)
     after = favoured_probability(module, prompts)
     assert after > before + 0.3, (before, after)  # seen: 0.50 -> 0.95 (gae), 0.50 -> 1.00 (grpo)
+
+
+def ppo_from_one_checkpoint(tokenizer, **kwargs) -> ErrorAwarePPO:
+    """The tiny model holds no weights, so policy and reference are two random draws: make them one, as when both
+    load the same checkpoint (KL 0 before the first update)."""
+    module = ErrorAwarePPO(MODEL, tokenizer, **kwargs)
+    module.reference.load_state_dict(module.policy.state_dict())
+    return module
+
+
+def script_answers(monkeypatch, tokenizer, answers: list[str], end: bool = True) -> None:
+    """Rollouts generate `answers` (tokenised, then the end-of-turn token unless not `end`), one per row."""
+    import tlkit.modules.ppo as ppo
+
+    rows = [tokenizer(" " + a, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] * end for a in answers]
+    width = max(len(r) for r in rows)
+    responses = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    monkeypatch.setattr(ppo, "generate", lambda *args, **kwargs: responses)
+
+
+def subset(batch, n: int):
+    return type(batch)(batch.name, batch.call_format, batch.examples[:n], batch.input_ids[:n], batch.attention_mask[:n])
+
+
+def test_a_wrong_answer_alone_in_its_batch_gets_raw_negative_advantages_by_default(tokenizer, prompts, monkeypatch):
+    """paper/ppo.yaml's batch of 1: a 10-token unfinished call scores -2 (format error); by default (as the reference)
+    every token's advantage is negative. Whitened over its own tokens, the first ones were +1.39, +1.12, ..."""
+    module = ppo_from_one_checkpoint(tokenizer, critic="shared")
+    torch.nn.init.zeros_(module.value_head.weight)  # a critic that says 0: the advantages are readable
+    torch.nn.init.zeros_(module.value_head.bias)
+    gold = render_call(prompts.examples[0].gold[0])[0]  # getHealthWorkforce(location='country', occupation='nurses')
+    unfinished = tokenizer.decode(tokenizer(" " + gold, add_special_tokens=False)["input_ids"][:10]).strip()
+    script_answers(monkeypatch, tokenizer, [unfinished], end=False)
+    rollout, stats = module.rollout(subset(prompts, 1))
+    assert stats["scores"].tolist() == [-2.0] and rollout.response_mask.tolist() == [[1.0] * 10]
+    assert torch.allclose(rollout.advantages, torch.tensor([[-2.0 * 0.95 ** (9 - t) for t in range(10)]]), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
+def test_a_group_of_correct_answers_gets_zero_advantage_even_with_whitening(tokenizer, prompts, monkeypatch, method):
+    module = ppo_from_one_checkpoint(tokenizer, advantage=method, do_sample=True, group_size=4, whiten_advantages=True)
+    first, second = (render_call(example.gold[0])[0] for example in prompts.examples[:2])
+    # prompt 1: four right calls, two after a thought (lengths differ); prompt 2: right, an argument missing, no call
+    script_answers(monkeypatch, tokenizer, [first, first, f"I will look it up.\n{first}", f"Thought: nurses.\n{first}",
+                                            second, second.split(",")[0] + ")", "I cannot help.", "Hmm"])
+    rollout, stats = module.rollout(subset(prompts, 2))
+    assert stats["scores"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, -0.5, -2.0, -2.0]
+    assert (rollout.advantages[:4] == 0).all()
+    expected = rl.group_advantages(stats["scores"], 4, method)[4:]  # KL 0: the policy is the reference
+    assert torch.allclose(rollout.advantages[4:, 0], expected, atol=1e-6)
+
+
+def run_training_steps(module, prompts, monkeypatch, steps: int) -> tuple[list[dict], list[float]]:
+    """Run `module.training_step` without a Trainer; the logs of each step, and the KL coefficient its rewards used."""
+    optimizers = module.configure_optimizers()
+    monkeypatch.setattr(module, "optimizers", lambda: optimizers)
+    monkeypatch.setattr(module, "manual_backward", lambda loss: loss.backward())
+    monkeypatch.setattr(module, "clip_gradients", lambda *a, **k: None)
+    logs, used = [], []
+    monkeypatch.setattr(module, "log_dict", lambda values, **k: logs.append(dict(values)))
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    token_rewards = rl.token_rewards
+    monkeypatch.setattr(rl, "token_rewards", lambda *a: used.append(a[4]) or token_rewards(*a))
+    for _ in range(steps):
+        module.training_step(prompts, 0)
+    return logs, used
+
+
+def test_sampled_rollouts_are_scored_with_the_tempered_distribution(tokenizer, prompts, monkeypatch):
+    torch.manual_seed(0)
+    module = ErrorAwarePPO(MODEL, tokenizer, do_sample=True, temperature=0.7, max_new_tokens=6, critic="shared",
+                           ppo_epochs=1)
+    rollout, _ = module.rollout(prompts)
+    sequences, attention_mask, mask = rollout.sequences, rollout.attention_mask, rollout.response_mask.bool()
+    width = mask.shape[1]
+    responses = sequences[:, -width:]
+    reference_logprobs = module.reference_logprobs(sequences, attention_mask, responses)
+    for model, logprobs in ((module.policy, rollout.logprobs), (module.reference, reference_logprobs)):
+        with torch.no_grad():
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=positions).logits
+        tempered = torch.log_softmax(logits[:, -width - 1 : -1] / 0.7, -1)
+        assert torch.allclose(logprobs[mask], tempered.gather(-1, responses.unsqueeze(-1)).squeeze(-1)[mask], atol=1e-5)
+    ratios, policy_loss = [], rl.policy_loss
+
+    def recording_ratios(*args):
+        loss, stats = policy_loss(*args)
+        ratios.append(float(stats["ratio_mean"]))
+        return loss, stats
+
+    monkeypatch.setattr(rl, "policy_loss", recording_ratios)
+    run_training_steps(module, prompts, monkeypatch, 1)
+    assert ratios[0] == pytest.approx(1.0, abs=1e-6)  # the first update starts from the distribution it sampled
+
+
+def test_the_logged_kl_coef_is_the_one_the_step_used(tokenizer, prompts, monkeypatch):
+    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, ppo_epochs=1,
+                                     kl=AdaptiveKL(0.3, 6.0, horizon=8))
+    logs, used = run_training_steps(module, prompts, monkeypatch, 2)
+    # KL 0 (policy = reference before the first update) is below target: beta shrinks after each step
+    assert used[0] == 0.3 and used[1] == pytest.approx(0.3 * (1 - 0.2 * 4 / 8)) and module.kl.value < used[1]
+    assert [step["ppo/kl_coef"] for step in logs] == used
+
+
+def test_the_adaptive_kl_steps_on_every_processs_kl(tokenizer, prompts, monkeypatch):
+    module = ppo_from_one_checkpoint(tokenizer, critic="shared", max_new_tokens=4, ppo_epochs=1,
+                                     kl=AdaptiveKL(0.3, 6.0, horizon=8))
+    # another process's 4 answers have a summed KL of 52.8; here KL is 0: the mean over 8 answers is 6.6
+    monkeypatch.setattr(module, "all_reduce_sum", lambda totals: totals + torch.tensor([52.8, 4.0]))
+    logs, _ = run_training_steps(module, prompts, monkeypatch, 1)
+    assert logs[0]["ppo/kl"] == pytest.approx(6.6)
+    assert module.kl.value == pytest.approx(0.3 * (1 + 0.1 * 8 / 8))  # error 6.6 / 6 - 1 over 8 answers
 
 
 def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monkeypatch):

@@ -1,15 +1,20 @@
 """The RL maths of ErrorAwarePPO against hand-computed numbers."""
 
+import json
 import math
+from functools import partial
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from tlkit.rl import (
     AdaptiveKL,
     FixedKL,
     broadcast_sequence_advantage,
     entropy_from_logits,
+    estimate_advantages,
     explained_variance,
     gae,
     group_advantages,
@@ -18,6 +23,7 @@ from tlkit.rl import (
     masked_var,
     masked_whiten,
     policy_loss,
+    sequence_kl,
     token_rewards,
     value_loss,
 )
@@ -161,6 +167,83 @@ def test_broadcast_sequence_advantage():
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
     out = broadcast_sequence_advantage(torch.tensor([2.0, -1.0]), mask)
     close(out, [[2.0, 2.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+# -- advantages of a rollout batch -----------------------------------------------------------------
+
+
+def test_gae_advantages_are_raw_unless_whitening_is_asked_for():
+    # the issue's case: one 10-token answer scored -2 (KL 0, a critic that says 0), batch size 1
+    rewards, values, mask = torch.zeros(1, 10), torch.zeros(1, 10), torch.ones(1, 10)
+    rewards[0, -1] = -2.0
+    raw = [-2.0 * 0.95 ** (9 - t) for t in range(10)]  # -1.26, -1.33, ..., -1.9, -2.0
+    advantages, returns = estimate_advantages(rewards, values, mask)
+    close(advantages, [raw], atol=1e-5)
+    close(returns, [raw], atol=1e-5)
+    # whitening over the answer's own tokens: its first tokens are pushed up, as the reference never does
+    whitened, returns = estimate_advantages(rewards, values, mask, whiten=True)
+    close(whitened[0, [0, 1, 9]], [1.3855, 1.1187, -1.5881], atol=1e-4)
+    close(returns, [raw], atol=1e-5)  # the critic's targets stay raw
+    one_token, _ = estimate_advantages(torch.tensor([[-2.0]]), torch.zeros(1, 1), torch.ones(1, 1), whiten=True)
+    close(one_token, [[0.0]])  # whitened, a one-token answer loses its signal entirely
+
+
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
+def test_group_advantages_are_never_whitened_per_token(method):
+    # two prompts x four answers of different lengths; the first group is all correct (+1): advantage 0
+    lengths = [3, 5, 2, 4, 6, 1, 2, 3]
+    scores = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, -2.0, -0.5, -2.0])
+    mask = (torch.arange(6) < torch.tensor(lengths).unsqueeze(1)).float()
+    rewards = torch.zeros(8, 6).scatter_(1, torch.tensor(lengths).unsqueeze(1) - 1, scores.unsqueeze(1))
+    expected = broadcast_sequence_advantage(group_advantages(scores, 4, method), mask)
+    # a per-token whitening over the batch moves the first group to -0.29 (the others' token mean is not 0)
+    close(masked_whiten(expected, mask)[:4, 0], [-0.2927] * 4, atol=1e-4)
+    for whiten in (False, True):
+        advantages, returns = estimate_advantages(rewards, torch.zeros(8, 6), mask, method, 4, whiten=whiten)
+        assert (advantages[:4] == 0).all()
+        close(advantages, expected.tolist(), atol=1e-6)
+        close(returns, expected.tolist(), atol=1e-6)
+
+
+# -- the KL statistic of the adaptive controller --------------------------------------------------
+
+KL = torch.tensor([[0.5, 1.0, 7.0], [2.0, 0.0, 0.0], [0.1, 0.2, 0.3]])  # 7.0 sits on padding
+KL_MASK = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]])
+
+
+def test_sequence_kl_is_the_mean_answer_kl_over_every_process():
+    mean, answers = sequence_kl(KL, KL_MASK)
+    close(mean, (1.5 + 2.0 + 0.6) / 3, atol=1e-6)
+    close(answers, 3.0)
+    # another process holds 2 answers whose KL sums to 9.9: the statistic is over all 5 answers
+    mean, answers = sequence_kl(KL, KL_MASK, reduce_sum=lambda totals: totals + torch.tensor([9.9, 2.0]))
+    close(mean, (4.1 + 9.9) / 5, atol=1e-6)
+    close(answers, 5.0)
+
+
+def _adaptive_kl_worker(rank: int, world_size: int, init_file: str, out_file: str) -> None:
+    from lightning.pytorch.strategies import DDPStrategy
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    reduce_sum = partial(DDPStrategy().reduce, reduce_op="sum")  # what ErrorAwarePPO.all_reduce_sum calls under DDP
+    rows = slice(0, 2) if rank == 0 else slice(2, 3)  # each process sees its own answers
+    controller = AdaptiveKL(init_coef=0.3, target=1.0, horizon=10)
+    for _ in range(2):
+        mean, answers = sequence_kl(KL[rows], KL_MASK[rows], reduce_sum)
+        controller.update(float(mean), int(answers))
+    with open(f"{out_file}.{rank}", "w") as f:
+        json.dump(controller.value, f)
+    dist.destroy_process_group()
+
+
+def test_adaptive_kl_takes_the_same_step_on_two_gloo_processes(tmp_path):
+    mp.spawn(_adaptive_kl_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path / "beta")), nprocs=2, join=True)
+    betas = [json.loads((tmp_path / f"beta.{rank}").read_text()) for rank in (0, 1)]
+    single = AdaptiveKL(init_coef=0.3, target=1.0, horizon=10)
+    for _ in range(2):
+        single.update(float(sequence_kl(KL, KL_MASK)[0]), 3)  # one process with all three answers
+    # mean KL 4.1 / 3 = 1.37 over target 1: error +0.2 (clipped), 3 answers: beta *= 1.06 per update
+    assert betas == pytest.approx([single.value, single.value]) and single.value == pytest.approx(0.3 * 1.06**2)
 
 
 # -- losses ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Outputs are 0 on padding wherever a tensor is (b, t).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -156,6 +157,49 @@ def group_advantages(
 def broadcast_sequence_advantage(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One advantage per sequence, on each of its real tokens. Shape: (b,), mask (b, t) -> (b, t)."""
     return advantages.unsqueeze(1) * _float_mask(mask, advantages)
+
+
+def estimate_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    method: Literal["gae", "grpo", "rloo"] = "gae",
+    group_size: int = 4,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+    whiten: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and returns of a rollout batch. Shape: rewards, values, mask (b, t) -> (b, t), (b, t).
+
+    gae: `gae` over the critic's `values`; `whiten` then whitens the advantages (not the returns)
+    over the batch's real tokens. The reference (DeepSpeed-Chat) does not: with one answer per
+    batch, whitening over its own tokens makes the first tokens of a wrong answer positive.
+    grpo / rloo: each answer's summed reward against the other answers of its group of `group_size`
+    consecutive rows, on each of its tokens; `values` is unused and the returns are the advantages.
+    `whiten` does not apply: after the group normalisation it would shift a group whose answers all
+    scored alike (advantage 0) by the token mean of the other groups.
+    """
+    if method == "gae":
+        advantages, returns = gae(rewards, values, mask, gamma, lam)
+        return (masked_whiten(advantages, mask) if whiten else advantages), returns
+    sequence_rewards = (rewards * _float_mask(mask, rewards)).sum(-1)
+    advantages = broadcast_sequence_advantage(group_advantages(sequence_rewards, group_size, method), mask)
+    return advantages, advantages
+
+
+def sequence_kl(
+    kl: torch.Tensor, mask: torch.Tensor, reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over answers of each answer's summed KL, and the number of answers. Shape: (b, t) -> (), ().
+
+    `reduce_sum` sums a tensor over processes (DDP): both are then over every process's answers, so
+    an adaptive KL controller fed with them takes the same step on every process.
+    """
+    answers = mask.bool().any(-1)
+    totals = torch.stack([(kl * _float_mask(mask, kl)).sum(), answers.sum().to(kl.dtype)])
+    if reduce_sum is not None:
+        totals = reduce_sum(totals)
+    return totals[0] / totals[1].clamp(min=1), totals[1]
 
 
 def policy_loss(

@@ -73,12 +73,16 @@ class ErrorAwarePPO(ToolCallModule):
         lam: GAE lambda.
         clip_range: PPO ratio clip (epsilon).
         value_clip: Value-loss clip.
-        whiten_advantages: Normalise advantages over each rollout batch.
+        whiten_advantages: Whiten GAE advantages over each rollout batch's tokens. Off by default, as in
+            the reference: with few answers per batch it flips the sign of a wrong answer's first tokens.
+            Never applies to grpo / rloo, whose advantages are already normalised per group.
         ppo_epochs: Passes over each rollout batch.
         mini_batch_size: Rollouts per optimiser step.
         max_grad_norm: Gradient-norm clip for actor and critic.
         do_sample: Sample rollouts (True) or greedy (False, the reference).
-        temperature: Sampling temperature.
+        temperature: Sampling temperature; the policy's and the reference's log-probabilities are then
+            taken from the same tempered distribution, so that the PPO ratio and the KL are those of
+            what was sampled.
         max_new_tokens: Longest generated answer, in rollouts and in evaluation.
         log_samples_every_n_steps: How often decoded rollouts go to TensorBoard as text.
         eval_generation: Generation-based TS / PI / CF on the val / test sets.
@@ -104,7 +108,7 @@ class ErrorAwarePPO(ToolCallModule):
         lam: float = 0.95,
         clip_range: float = 0.2,
         value_clip: float = 0.2,
-        whiten_advantages: bool = True,
+        whiten_advantages: bool = False,
         ppo_epochs: int = 3,
         mini_batch_size: int = 4,
         max_grad_norm: float = 1.0,
@@ -143,7 +147,10 @@ class ErrorAwarePPO(ToolCallModule):
         out = model(input_ids=sequences, attention_mask=attention_mask, position_ids=positions,
                     use_cache=False, output_hidden_states=hidden_states, logits_to_keep=width + 1)
         hidden = out.hidden_states[-1][:, -width - 1 : -1] if hidden_states else None
-        return out.logits[:, :-1], hidden
+        logits = out.logits[:, :-1]
+        if self.hparams.do_sample and self.hparams.temperature != 1.0:  # the distribution rollouts are sampled from
+            logits = logits / self.hparams.temperature
+        return logits, hidden
 
     def reference_logprobs(self, sequences: torch.Tensor, attention_mask: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         if self.reference is not None:
@@ -192,20 +199,17 @@ class ErrorAwarePPO(ToolCallModule):
         logits, hidden = self.response_logits(self.policy, sequences, attention_mask, width, hidden_states=self.value_head is not None and self.value_trunk is None)
         logprobs = rl.logprobs_from_logits(logits, responses)
         ref_logprobs = self.reference_logprobs(sequences, attention_mask, responses)
-        rewards, kl = rl.token_rewards(scores, logprobs, ref_logprobs, response_mask, self.kl.value, hp.reward_clip)
+        kl_coef = self.kl.value  # logged as the β of this step: the controller updates it after the step
+        rewards, kl = rl.token_rewards(scores, logprobs, ref_logprobs, response_mask, kl_coef, hp.reward_clip)
+        values = torch.zeros_like(logprobs)  # no critic for grpo / rloo
         if hp.advantage == "gae":
             values = self.values(sequences, attention_mask, width, hidden)
-            advantages, returns = rl.gae(rewards, values, response_mask, hp.gamma, hp.lam)
-        else:
-            values = torch.zeros_like(logprobs)
-            sequence_rewards = (rewards * response_mask).sum(-1)  # clipped score minus the KL penalty
-            advantages = rl.broadcast_sequence_advantage(rl.group_advantages(sequence_rewards, hp.group_size, hp.advantage), response_mask)
-            returns = advantages
-        if hp.whiten_advantages:
-            advantages = rl.masked_whiten(advantages, response_mask) * response_mask
-        mean_kl = float(rl.masked_mean(kl.sum(-1), response_mask.amax(-1))) if response_mask.any() else 0.0
+        advantages, returns = rl.estimate_advantages(rewards, values, response_mask, hp.advantage, hp.group_size,
+                                                     hp.gamma, hp.lam, hp.whiten_advantages)
+        mean_kl, answers = rl.sequence_kl(kl, response_mask, self.all_reduce_sum)  # every process's answers
         stats = {"scores": scores, "categories": categories, "texts": texts, "examples": batch.examples,
-                 "kl": mean_kl, "response_length": response_mask.sum(-1).float().mean()}
+                 "kl": float(mean_kl), "answers": int(answers), "kl_coef": kl_coef,
+                 "response_length": response_mask.sum(-1).float().mean()}
         return Rollout(sequences, attention_mask, response_mask, logprobs, values, advantages, returns), stats
 
     # --- update ---------------------------------------------------------------------------
@@ -238,8 +242,12 @@ class ErrorAwarePPO(ToolCallModule):
                     self.optimizer_update(critic_opt, vloss)
                     totals.update({"value_loss": float(vloss.detach()), **{k: float(v) for k, v in vstats.items()}})
                 updates += 1
-        self.kl.update(stats["kl"], n)
+        self.kl.update(stats["kl"], stats["answers"])
         self.log_rollout(stats, rollout, totals, updates, rollout_seconds, time.perf_counter() - started - rollout_seconds)
+
+    def all_reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` summed over processes by the Trainer's strategy (DDP, FSDP, ...); unchanged in one process."""
+        return x if self._trainer is None else self.trainer.strategy.reduce(x, reduce_op="sum")
 
     def optimizer_update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad()
@@ -250,7 +258,7 @@ class ErrorAwarePPO(ToolCallModule):
     def log_rollout(self, stats: dict[str, Any], rollout: Rollout, totals: Counter, updates: int,
                     rollout_seconds: float, update_seconds: float) -> None:
         n = len(stats["categories"])
-        logs = {"ppo/reward_mean": stats["scores"].mean(), "ppo/kl": stats["kl"], "ppo/kl_coef": self.kl.value,
+        logs = {"ppo/reward_mean": stats["scores"].mean(), "ppo/kl": stats["kl"], "ppo/kl_coef": stats["kl_coef"],
                 "ppo/response_length": stats["response_length"], "ppo/rollout_seconds": rollout_seconds,
                 "ppo/update_seconds": update_seconds}
         logs.update({f"ppo/{k}": v / max(updates, 1) for k, v in totals.items()})
