@@ -73,7 +73,8 @@ class ErrorDetector:
 
     def __init__(self, substrings: Sequence[str] | None = None, regexes: Sequence[str] | None = None):
         self.substrings = [(s, normalise(s)) for s in (DEFAULT_ERROR_SUBSTRINGS if substrings is None else substrings)]
-        self.regexes = [(r, re.compile(r, re.IGNORECASE)) for r in (DEFAULT_ERROR_REGEXES if regexes is None else regexes)]
+        regexes = DEFAULT_ERROR_REGEXES if regexes is None else regexes
+        self.regexes = [(r, re.compile(r, re.IGNORECASE)) for r in regexes]
 
     def reason(self, message: Message) -> str | None:
         """Why `message` (a tool reply) is an error, or None if it is not."""
