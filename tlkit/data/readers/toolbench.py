@@ -7,8 +7,9 @@ trajectory, ending in the `Finish` call; that is the one read. It is an OpenAI f
 conversation (system / user / assistant with `function_call {name, arguments (JSON text)}` /
 function); a thought recorded as its own assistant message joins the call that follows it.
 Tools come from `answer_generation.function` (with `Finish`, which is called). Replies are
-`{"error": "...", "response": ...}`: error = the `error` field is non-empty. Files without
-train_messages (no successful path) are skipped.
+`{"error": "...", "response": ...}`: a non-empty `error` field is an error; an empty one is no
+verdict (error None), since a 400 or a 403 page often sits in `response` with it, so MAE's
+patterns read the reply. Files without train_messages (no successful path) are skipped.
 """
 
 from __future__ import annotations
@@ -87,10 +88,12 @@ def merge_thoughts(messages: list[Message]) -> tuple[Message, ...]:
 
 
 def envelope_error(content: str) -> bool | None:
-    """bool(the reply's `error` field); None where the reply has no such envelope."""
+    """True where the reply's `error` field is non-empty; None where it is empty or missing."""
     try:
         reply = json.loads(content)
     except JSON_ERRORS:
         match = ERROR_FIELD.match(content)
-        return None if match is None else bool(json.loads(match.group(1)))
-    return bool(reply["error"]) if isinstance(reply, dict) and "error" in reply else None
+        field = None if match is None else json.loads(match.group(1))
+    else:
+        field = reply.get("error") if isinstance(reply, dict) else None
+    return True if field else None
