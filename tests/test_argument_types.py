@@ -85,7 +85,7 @@ def test_seal_tools_dev_subset_numbers_become_numbers():
         counts.update(found)
     assert counts == {"integer converted": 29, "number converted": 27}
     (call,) = records["dev-easy-14"].messages[-1].tool_calls  # the file writes "age": "63"
-    assert render_calls((call,))[0] == "enrollYouthParticipant(program_id='Y4MkKoaGP', participant_name='192.168.143.207', age=63)"
+    assert render_calls((call,))[0].endswith("participant_name='192.168.143.207', age=63)")
 
 
 def test_api_bank_integers_convert_python_literals_stay():
@@ -102,7 +102,8 @@ def test_bfcl_allowed_values_are_never_touched():
 
 
 def test_datamodule_counts_per_file_and_the_switch_keeps_values(tmp_path, caplog):
-    files = [DataFile(SEAL_DEV, "seal_tools"), DataFile(str(DATA / "glaive_toolcall/glaive_toolcall_en_subset.json"), "glaive")]
+    glaive = DataFile(str(DATA / "glaive_toolcall/glaive_toolcall_en_subset.json"), "glaive")
+    files = [DataFile(SEAL_DEV, "seal_tools"), glaive]
     normalised = ToolCallDataModule(MODEL, train=files, cache_dir=str(tmp_path))
     with caplog.at_level(logging.INFO):
         normalised.setup("fit")
@@ -111,24 +112,33 @@ def test_datamodule_counts_per_file_and_the_switch_keeps_values(tmp_path, caplog
     as_written = ToolCallDataModule(MODEL, train=files, cache_dir=str(tmp_path), normalize_types=False)
     as_written.setup("fit")  # same cache folder: the switch keys the record cache
     assert as_written.type_counts == {SEAL_DEV: {}, files[1].path: {}}
-    row = next(i for i, record_id in enumerate(normalised.records["train"][0][1]["id"]) if record_id == "dev-easy-14")
-    age = lambda dm: json.loads(dm.records["train"][0][1][row]["record"])["messages"][-1]["tool_calls"][0]["arguments"]["age"]
+    row = normalised.records["train"][0][1]["id"].index("dev-easy-14")
+
+    def age(dm: ToolCallDataModule):
+        record = json.loads(dm.records["train"][0][1][row]["record"])
+        return record["messages"][-1]["tool_calls"][0]["arguments"]["age"]
+
     assert age(normalised) == 63 and age(as_written) == "63"
 
 
-def test_score_compares_against_the_normalised_gold_unless_keep_types(tmp_path, capsys):
+def test_score_compares_against_the_normalised_gold_unless_keep_types(tmp_path):
     """A prediction of `duration=85` for an integer passes; `duration='85'`, as the file writes it, does not."""
     records = list(read_trajectories(SEAL_TEST, "seal_tools"))
-    as_written = tmp_path / "as_written.jsonl"
-    as_written.write_text("".join(json.dumps({"id": r.id, "prediction": render_calls(r.messages[-1].tool_calls)[0]}) + "\n"
-                                  for r in records))
-    typed = tmp_path / "typed.jsonl"
-    typed.write_text("".join(json.dumps({"id": r.id, "prediction": render_calls(normalise_calls(r)[0].messages[-1].tool_calls)[0]})
-                             + "\n" for r in records))
+
+    def predictions(name: str, records: list) -> Path:
+        lines = [json.dumps({"id": r.id, "prediction": render_calls(r.messages[-1].tool_calls)[0]}) for r in records]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return tmp_path / name
+
+    def run(predictions: Path, *extra: str) -> dict:
+        out = tmp_path / f"{predictions.stem}{len(extra)}.out.jsonl"
+        return score_main(["--data", SEAL_TEST, "--data-format", "seal_tools", "--predictions", str(predictions),
+                           "--out", str(out), *extra])
+
+    as_written = predictions("as_written.jsonl", records)
+    typed = predictions("typed.jsonl", [normalise_calls(r)[0] for r in records])
     changed = sum(bool(normalise_calls(r)[1]) for r in records)
-    run = lambda predictions, *extra: score_main(["--data", SEAL_TEST, "--data-format", "seal_tools", "--predictions",
-                                                  str(predictions), "--out", str(tmp_path / f"{predictions.stem}{extra}.jsonl"), *extra])
     baseline = run(as_written, "--keep-types")["CF"]  # 49 of 50: `createIn-AppMessage(...)` is no Python call
     assert changed == 14 and baseline == 98.0
     assert run(typed)["CF"] == baseline
-    assert run(as_written)["CF"] == baseline - 100 * changed / len(records)  # the 14 records with a converted value fail
+    assert run(as_written)["CF"] == baseline - 100 * changed / len(records)  # the 14 with a converted value fail

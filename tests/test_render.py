@@ -9,16 +9,18 @@ from tlkit.calls import python_literal
 from tlkit.data.argument_types import normalise_calls
 from tlkit.data.features import encode
 from tlkit.data.readers import read_trajectories
-from tlkit.data.render import python_signature, render, render_prompt
+from tlkit.data.render import python_signature, python_type, render, render_prompt
 
 DATA = Path(__file__).resolve().parents[1] / "experiments/data"
+MULTIPLE, GLAIVE = "bfcl_v3/BFCL_v3_multiple.json", "glaive_toolcall/glaive_toolcall_en_subset.json"
 # The tools block of Qwen2.5's chat template (each tool as `tool | tojson`), around plain turns.
 QWEN_TOOLS_TEMPLATE = (
     "{%- if tools %}{{- '<|im_start|>system\\n# Tools\\n\\nYou are provided with function signatures within "
     "<tools></tools> XML tags:\\n<tools>' }}{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
     "{{- '\\n</tools><|im_end|>\\n' }}{%- endif %}"
     "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}{%- if m.tool_calls %}{%- for c in m.tool_calls %}"
-    "{{- '<tool_call>\\n{\"name\": \"' + c.function.name + '\", \"arguments\": ' + (c.function.arguments | tojson) + '}\\n</tool_call>' }}"
+    "{{- '<tool_call>\\n{\"name\": \"' + c.function.name + '\", \"arguments\": ' + (c.function.arguments | tojson)"
+    " + '}\\n</tool_call>' }}"
     "{%- endfor %}{%- else %}{{- m.content }}{%- endif %}{{- '<|im_end|>\\n' }}{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
@@ -42,13 +44,15 @@ def templated(tokenizer):
 def test_paper_shows_enum_values_and_the_declared_default():
     """BFCL simple_34: `exploration_type` is optional, one of four values, default 'urban' (not None)."""
     assert python_signature(tool("bfcl_v3/BFCL_v3_simple.json", "bfcl", "simple_34", "travel_itinerary_generator")) == (
-        "def travel_itinerary_generator(destination: str, days: int, daily_budget: int, exploration_type: str = 'urban'):\n"
+        "def travel_itinerary_generator(destination: str, days: int, daily_budget: int, "
+        "exploration_type: str = 'urban'):\n"
         '    """Generate a travel itinerary based on specific destination, duration and daily budget, with preferred '
         "exploration type.\n\n    Args:\n"
         "        destination (str): Destination city of the trip.\n"
         "        days (int): Number of days for the trip.\n"
         "        daily_budget (int): The maximum daily budget for the trip.\n"
-        "        exploration_type (str): The preferred exploration type. One of: 'nature', 'urban', 'history', 'culture'.\n"
+        "        exploration_type (str): The preferred exploration type. "
+        "One of: 'nature', 'urban', 'history', 'culture'.\n"
         '    """'
     )
 
@@ -64,12 +68,11 @@ def test_paper_shows_array_items_and_nested_properties():
         "            value (str): The value to be compared.\n"
         '    """'
     )
-    budget = python_signature(tool("bfcl_v3/BFCL_v3_multiple.json", "bfcl", "multiple_8", "realestate.find_properties"))
+    budget = python_signature(tool(MULTIPLE, "bfcl", "multiple_8", "realestate.find_properties"))
     assert "budget: dict)" in budget and "\n            min (float, optional): Minimum budget limit.\n" in budget
-    coordinates = python_signature(tool("bfcl_v3/BFCL_v3_multiple.json", "bfcl", "multiple_5", "weather.get_by_coordinates_date"))
+    coordinates = python_signature(tool(MULTIPLE, "bfcl", "multiple_5", "weather.get_by_coordinates_date"))
     assert coordinates.startswith("def weather.get_by_coordinates_date(coordinates: list[float], date: str):")
-    invoice = python_signature(tool("glaive_toolcall/glaive_toolcall_en_subset.json", "glaive", "glaive_toolcall_en_subset/134",
-                                    "generate_invoice"))
+    invoice = python_signature(tool(GLAIVE, "glaive", "glaive_toolcall_en_subset/134", "generate_invoice"))
     assert invoice.startswith("def generate_invoice(invoice_number: str, items: list[dict], tax_rate: float = None):")
     assert "        items (list[dict]): The items included in the invoice\n            description (str): " in invoice
 
@@ -82,9 +85,13 @@ def test_paper_every_declared_default_and_enum_of_the_shipped_bfcl_files_is_show
             for t in r.tools:
                 text, required = python_signature(t), t.parameters.get("required", [])
                 for arg, schema in t.parameters["properties"].items():
-                    if "default" in schema:
-                        shown = f" = {python_literal(schema['default'])}" if arg not in required else ""
-                        assert f"Default: {python_literal(schema['default'])}." in text if arg in required else shown in text
+                    if "default" in schema:  # in the signature, or (a required argument) in its docstring line
+                        default = python_literal(schema["default"])
+                        signature, doc = text.split("\n", 1)
+                        if arg in required:
+                            assert f"Default: {default}." in doc
+                        else:
+                            assert f"{arg}: {python_type(schema)} = {default}" in signature
                         checked += 1
                     for value in schema.get("enum", []):
                         assert python_literal(value) in text
@@ -113,9 +120,9 @@ SHOWN = {
     "chat_template": ['"enum": ["nature", "urban", "history", "culture"]', '"default": "urban"'],
 }
 NESTED = {
-    "paper": ["conditions: list[dict]", "operation (str): The operation to be performed. One of: '<', '>', '=', '>=', '<='."],
-    "json": ['"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"', '"enum": ["<", ">"'],
-    "chat_template": ['"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"', '"enum": ["<", ">"'],
+    "paper": ["conditions: list[dict]", "operation (str): The operation to be performed. One of: '<', '>', '='"],
+    "json": ['"items": {"type": "object", "properties": {"field": {"type": "string"', '"enum": ["<", ">"'],
+    "chat_template": ['"items": {"type": "object", "properties": {"field": {"type": "string"', '"enum": ["<", ">"'],
 }
 
 
@@ -135,8 +142,8 @@ def test_call_spans_still_fall_on_the_calls(format, tokenizer, templated):
     tok = templated if format == "chat_template" else tokenizer
     written = {"paper": python_literal, "json": lambda v: json.dumps(v, ensure_ascii=False)}
     for path, fmt, record_id in (("bfcl_v3/BFCL_v3_simple.json", "bfcl", "simple_96"),
-                                 ("bfcl_v3/BFCL_v3_multiple.json", "bfcl", "multiple_5"),
-                                 ("glaive_toolcall/glaive_toolcall_en_subset.json", "glaive", "glaive_toolcall_en_subset/134")):
+                                 (MULTIPLE, "bfcl", "multiple_5"),
+                                 (GLAIVE, "glaive", "glaive_toolcall_en_subset/134")):
         r = record(path, fmt, record_id)
         rendered = render(r, format, tok)
         names = []

@@ -51,10 +51,12 @@ def normalise_value(value: Any, schema: Any) -> tuple[Any, list[str]]:
         value, outcomes = parsed, [f"{kind} converted"]
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         pairs = [normalise_value(item, schema["items"]) for item in value]
-        value, outcomes = [v for v, _ in pairs], outcomes + [o for _, found in pairs for o in found]
+        value = [v for v, _ in pairs]
+        outcomes += [o for _, found in pairs for o in found]
     if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
         pairs = {key: normalise_value(item, schema["properties"].get(key)) for key, item in value.items()}
-        value, outcomes = {k: v for k, (v, _) in pairs.items()}, outcomes + [o for _, found in pairs.values() for o in found]
+        value = {key: v for key, (v, _) in pairs.items()}
+        outcomes += [o for _, found in pairs.values() for o in found]
     return value, outcomes
 
 

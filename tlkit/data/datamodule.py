@@ -154,13 +154,15 @@ class ToolCallDataModule(L.LightningDataModule):
         if not counts:
             return
         lines = [f"  {n:5d}  {Path(path).name}: {outcome}" for path, c in counts.items() for outcome, n in sorted(c.items())]
-        rank_zero_info(f"Argument values normalised to their declared type [{split}] (count, file: outcome):\n" + "\n".join(lines))
+        rank_zero_info(f"Argument values normalised to their declared type [{split}] (count, file: outcome):\n"
+                       + "\n".join(lines))
         logger = self.trainer.logger if self.trainer is not None else None
         if logger is not None:
             metrics = {}
             for path, c in counts.items():
                 for verdict in ("converted", "kept"):
-                    metrics[f"data/types_{verdict}/{Path(path).stem}"] = sum(n for o, n in c.items() if o.endswith(verdict))
+                    name = f"data/types_{verdict}/{Path(path).stem}"
+                    metrics[name] = sum(n for outcome, n in c.items() if outcome.endswith(verdict))
             logger.log_metrics(metrics, step=0)
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

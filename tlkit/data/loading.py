@@ -64,11 +64,13 @@ def code_stamp() -> str:
     return digest.hexdigest()
 
 
-ROW_FEATURES = datasets.Features({"id": datasets.Value("string"), "source": datasets.Value("string"),
-                                  "record": datasets.Value("string"), "types": datasets.Sequence(datasets.Value("string"))})
+TEXT = datasets.Value("string")
+ROW_FEATURES = datasets.Features({"id": TEXT, "source": TEXT, "record": TEXT, "types": datasets.Sequence(TEXT)})
 
 
-def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, normalize_types: bool, stamp: str, code: str):
+def generate_rows(
+    path: str, format: str, noise: str | None, noise_seed: int, normalize_types: bool, stamp: str, code: str
+):
     """Rows of the record dataset; `stamp` and `code` only key the cache."""
     for trajectory in read_trajectories(path, format):
         outcomes: list[str] = []

@@ -82,7 +82,8 @@ def python_signature(tool: Tool) -> str:
     optional = [name for name in properties if name not in required]
     schemas = {name: s if isinstance(s, dict) else {} for name, s in properties.items()}
     args = [f"{name}: {python_type(schemas[name])}" for name in required]
-    args += [f"{name}: {python_type(schemas[name])} = {python_literal(schemas[name].get('default'))}" for name in optional]
+    args += [f"{name}: {python_type(schemas[name])} = {python_literal(schemas[name].get('default'))}"
+             for name in optional]
     lines = [f"def {tool.name}({', '.join(args)}):", '    """' + (tool.description.strip() or tool.name)]
     if properties:
         lines += ["", "    Args:", *argument_lines(properties, required, set(optional), 0)]
