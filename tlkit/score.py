@@ -1,9 +1,10 @@
 """`tlkit score`: TS / PI / CF and error categories of predictions made anywhere (vLLM, an API, another kit).
 
 `tlkit score --data FILE --data-format FORMAT --predictions PRED.jsonl --out RESULTS.jsonl`
-reads the records with tlkit's reader for FORMAT and one `{"id", "prediction"}` line per record,
-scores each record on its target turn (its last assistant turn with tool calls), writes one result
-line per record and prints a table, then the summary as one JSON line (the last line of stdout).
+reads the records with tlkit's reader for FORMAT (gold argument values in their declared types where
+that loses nothing, as in training; `--keep-types` keeps them as written) and one `{"id", "prediction"}`
+line per record, scores each record on its target turn (its last assistant turn with tool calls), writes
+one result line per record and prints a table, then the summary as one JSON line (the last line of stdout).
 
 Each record is judged by `tlkit.rules.judge`, the rule the reward and `tlkit test` use too, picked
 by `--data-format`: `bfcl` by BFCL v3's AST check (irrelevance: right when the output makes no
@@ -26,6 +27,7 @@ from jsonargparse import ArgumentParser
 
 from tlkit.calls import ParseFormat
 from tlkit.classify import Category
+from tlkit.data.argument_types import normalise_calls
 from tlkit.data.datamodule import target_message_index
 from tlkit.data.readers import READERS, read_trajectories
 from tlkit.data.readers._common import read_text
@@ -251,6 +253,13 @@ def build_parser() -> ArgumentParser:
         help="Compare values type-exactly (1 != 1.0) in tlkit's generic rules; bfcl and rotbench keep their own. "
         "Default: off.",
     )
+    parser.add_argument(
+        "--keep-types",
+        action="store_true",
+        help="Score against gold argument values as the file writes them. Default: a value written as text "
+        "becomes the type its schema declares where nothing is lost ('63' -> 63), as in training "
+        "(the DataModule's normalize_types).",
+    )
     return parser
 
 
@@ -262,6 +271,7 @@ def run(
     call_format: ParseFormat | None,
     match_by: MatchBy | None,
     strict: bool,
+    keep_types: bool = False,
 ) -> tuple[list[dict], dict]:
     """Read, score, write `out`; returns the rows and the summary."""
     if data_format not in READERS:
@@ -271,6 +281,8 @@ def run(
     if not Path(data).exists():
         raise ScoreError(f"--data {data} does not exist")
     records = list(read_trajectories(data, data_format))
+    if not keep_types:
+        records = [normalise_calls(record)[0] for record in records]
     rows, summary = score_records(
         records, read_predictions(predictions), call_format, match_by, strict, data_format, data
     )
@@ -292,6 +304,7 @@ def main(args: list[str] | None = None) -> dict:
             config.call_format,
             config.match_by,
             config.strict,
+            config.keep_types,
         )
     except (RecordError, ScoreError, OSError) as error:  # bad input: say what and where, no traceback
         raise SystemExit(f"tlkit: error: {error}") from None

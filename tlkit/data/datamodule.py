@@ -58,6 +58,9 @@ class ToolCallDataModule(L.LightningDataModule):
         mae: Mask assistant calls whose tool feedback shows an error (MAE); False trains on them.
         error_substrings: MAE substrings (case- and punctuation-insensitive); None for the defaults.
         error_regexes: MAE regular expressions; None for the defaults.
+        normalize_types: Turn call argument values written as text into the type their schema
+            declares where nothing is lost (`'63'` -> 63 for an integer), in training data and
+            eval gold alike (never BFCL's allowed values); counted per file. False keeps values as written.
         cache_dir: Where `datasets` caches records and tokenised features; None for its default.
         seed: Seed of the length-grouped shuffling.
         train_target: What the train loader yields: `trajectories` (token batches, for SFT) or
@@ -78,6 +81,7 @@ class ToolCallDataModule(L.LightningDataModule):
         mae: bool = True,
         error_substrings: list[str] | None = None,
         error_regexes: list[str] | None = None,
+        normalize_types: bool = True,
         cache_dir: str | None = None,
         seed: int = 0,
         train_target: Literal["trajectories", "prompts"] = "trajectories",
@@ -89,21 +93,25 @@ class ToolCallDataModule(L.LightningDataModule):
         self.format, self.max_length, self.batch_size = format, max_length, batch_size
         self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
         self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
-        self.cache_dir, self.train_target = cache_dir, train_target
+        self.cache_dir, self.train_target, self.normalize_types = cache_dir, train_target, normalize_types
         self.records: dict[str, list[tuple[DataFile, datasets.Dataset]]] = {}
         self.features: dict[str, datasets.Dataset] = {}
         self.mae_counts: Counter[tuple[str, str]] = Counter()
+        self.type_counts: dict[str, Counter[str]] = {}  # source file -> outcome of type normalisation -> count
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in splits.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             if split not in self.features and self.files[split]:
                 self.records[split], self.features[split] = self.prepare_split(split)
+                self.log_types(split)
                 if split == "train":
                     self.log_mae()
 
     def prepare_split(self, split: str) -> tuple[list[tuple[DataFile, datasets.Dataset]], datasets.Dataset]:
-        per_file = [(f, read_records(f, self.cache_dir)) for f in self.files[split]]
+        per_file = [(f, read_records(f, self.cache_dir, self.normalize_types)) for f in self.files[split]]
+        for file, dataset in per_file:
+            self.type_counts[file.path] = Counter(outcome for outcomes in dataset["types"] for outcome in outcomes)
         records = datasets.concatenate_datasets([dataset for _, dataset in per_file])
         settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.format, self.max_length,
                     None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
@@ -139,6 +147,23 @@ class ToolCallDataModule(L.LightningDataModule):
                 per_file[f"data/mae_masked_turns/{Path(source).stem}"] += n
             per_file["data/mae_masked_turns/total"] = sum(self.mae_counts.values())
             logger.log_metrics(dict(per_file), step=0)
+
+    def log_types(self, split: str) -> None:
+        """Argument values converted to their declared type, or kept as written, per file of `split`."""
+        counts = {f.path: self.type_counts[f.path] for f in self.files[split] if self.type_counts.get(f.path)}
+        if not counts:
+            return
+        lines = [f"  {n:5d}  {Path(path).name}: {outcome}" for path, c in counts.items() for outcome, n in sorted(c.items())]
+        rank_zero_info(f"Argument values normalised to their declared type [{split}] (count, file: outcome):\n"
+                       + "\n".join(lines))
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None:
+            metrics = {}
+            for path, c in counts.items():
+                for verdict in ("converted", "kept"):
+                    name = f"data/types_{verdict}/{Path(path).stem}"
+                    metrics[name] = sum(n for outcome, n in c.items() if outcome.endswith(verdict))
+            logger.log_metrics(metrics, step=0)
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)

@@ -1,7 +1,8 @@
 """Records as a `datasets.Dataset`, read by the format readers and cached on disk.
 
-The cache is keyed by the file's size and modification time and by the code that makes records,
-so a changed file or reader is read again.
+The cache is keyed by the file's size and modification time, by the code that makes records and by
+whether argument values are normalised to their declared types, so a changed file or reader is read
+again. Each row carries the outcomes of that normalisation (`types`), which the DataModule counts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 
 import datasets
 
+from tlkit.data.argument_types import normalise_calls
 from tlkit.data.readers import READERS, read_trajectories
 from tlkit.data.records import RecordError
 
@@ -62,17 +64,26 @@ def code_stamp() -> str:
     return digest.hexdigest()
 
 
-def generate_rows(path: str, format: str, noise: str | None, noise_seed: int, stamp: str, code: str):
+TEXT = datasets.Value("string")
+ROW_FEATURES = datasets.Features({"id": TEXT, "source": TEXT, "record": TEXT, "types": datasets.Sequence(TEXT)})
+
+
+def generate_rows(
+    path: str, format: str, noise: str | None, noise_seed: int, normalize_types: bool, stamp: str, code: str
+):
     """Rows of the record dataset; `stamp` and `code` only key the cache."""
     for trajectory in read_trajectories(path, format):
+        outcomes: list[str] = []
+        if normalize_types:
+            trajectory, outcomes = normalise_calls(trajectory)
         if noise is not None:
             from tlkit.data.noise import add_noise
 
             trajectory = add_noise(trajectory, noise, noise_seed)
-        yield {"id": trajectory.id, "source": path, "record": trajectory.to_json()}
+        yield {"id": trajectory.id, "source": path, "record": trajectory.to_json(), "types": outcomes}
 
 
-def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
+def read_records(file: DataFile, cache_dir: str | None, normalize_types: bool = True) -> datasets.Dataset:
     if file.format not in READERS:
         raise ValueError(f"data file {file.path}: unknown format {file.format!r}; known formats: {', '.join(READERS)}")
     if not os.path.exists(file.path):
@@ -80,7 +91,9 @@ def read_records(file: DataFile, cache_dir: str | None) -> datasets.Dataset:
     try:
         return datasets.Dataset.from_generator(
             generate_rows,
-            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed, "stamp": file_stamp(file.path), "code": code_stamp()},
+            gen_kwargs={"path": file.path, "format": file.format, "noise": file.noise, "noise_seed": file.noise_seed,
+                        "normalize_types": normalize_types, "stamp": file_stamp(file.path), "code": code_stamp()},
+            features=ROW_FEATURES,
             cache_dir=cache_dir,
         )
     except datasets.exceptions.DatasetGenerationError as error:

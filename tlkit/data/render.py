@@ -1,10 +1,12 @@
 """Rendering: a trajectory becomes one text, with the character span of every assistant turn.
 
 Formats:
-- `paper`: the TL-Training format. Tools as Python `def` signatures with docstrings in the
-  system turn, roles `System:` / `User:` / `Assistant:` / `Output:`, calls as `name(arg='v')`.
-- `json`: the same roles, calls as `{"name": ..., "arguments": {...}}`.
-- `chat_template`: the tokenizer's own chat template, called with `tools=`.
+- `paper`: the TL-Training format. Tools as Python `def` signatures (declared defaults, `= None`
+  for other optional arguments) with docstrings (allowed values, nested properties) in the system
+  turn, roles `System:` / `User:` / `Assistant:` / `Output:`, calls as `name(arg='v')`.
+- `json`: the same roles, tools as their JSON schemas, calls as `{"name": ..., "arguments": {...}}`.
+- `chat_template`: the tokenizer's own chat template, called with `tools=` (the whole schemas; what
+  it shows of them is the template's choice).
 
 A target (the text an assistant turn is trained on) starts right after its role marker and ends
 with the end-of-turn token, so the prompt for generation is exactly `text[:target.start]`.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, NamedTuple
 
-from tlkit.calls import CallFormat, CallSpans, render_calls
+from tlkit.calls import CallFormat, CallSpans, python_literal, render_calls
 from tlkit.data.records import Message, Tool, Trajectory
 
 RenderFormat = Literal["paper", "json", "chat_template"]
@@ -39,24 +41,52 @@ class Rendered(NamedTuple):
     targets: list[Target]
 
 
+def python_type(schema: Any) -> str:
+    """`int`, `list[float]`, `dict`, ... for a parameter's JSON schema; `Any` where it declares no type."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    name = JSON_TO_PYTHON.get(kind, "Any") if isinstance(kind, str) else "Any"
+    items = python_type(schema.get("items")) if name == "list" else "Any"
+    return f"list[{items}]" if items != "Any" else name
+
+
+def nested_properties(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(properties, required) of an object parameter, or of the objects an array parameter holds."""
+    inner = schema.get("items") if schema.get("type") == "array" else schema
+    if not isinstance(inner, dict) or not isinstance(inner.get("properties"), dict):
+        return {}, []
+    return inner["properties"], list(inner.get("required") or [])
+
+
+def argument_lines(properties: dict[str, Any], required: list[str], in_signature: set[str], depth: int) -> list[str]:
+    """Google-style `name (type): description` lines: allowed values, defaults not in the signature, and
+    the properties of nested objects indented below their parameter."""
+    lines = []
+    for name, schema in properties.items():
+        schema = schema if isinstance(schema, dict) else {}
+        kind = python_type(schema) + (", optional" if depth and name not in required else "")
+        text = " ".join(str(schema.get("description", "")).split())
+        if isinstance(schema.get("enum"), list):
+            text += " One of: " + ", ".join(python_literal(v) for v in schema["enum"]) + "."
+        if "default" in schema and name not in in_signature:
+            text += f" Default: {python_literal(schema['default'])}."
+        lines.append(f"{'    ' * (depth + 2)}{name} ({kind}): {text.strip()}".rstrip())
+        lines += argument_lines(*nested_properties(schema), set(), depth + 1)
+    return lines
+
+
 def python_signature(tool: Tool) -> str:
-    """`def name(a: str, b: int = None):` with a docstring listing the arguments."""
+    """`def name(a: str, b: int = 3, c: str = None):` (None: optional, no declared default) and a docstring
+    whose `Args:` give each argument's description, allowed values and nested properties."""
     properties = tool.parameters.get("properties") or {}
     required = [name for name in tool.parameters.get("required") or [] if name in properties]
     optional = [name for name in properties if name not in required]
-
-    def annotation(name: str) -> str:
-        kind = properties[name].get("type") if isinstance(properties[name], dict) else None
-        return JSON_TO_PYTHON.get(kind, "Any") if isinstance(kind, str) else "Any"
-
-    args = [f"{name}: {annotation(name)}" for name in required]
-    args += [f"{name}: {annotation(name)} = None" for name in optional]
+    schemas = {name: s if isinstance(s, dict) else {} for name, s in properties.items()}
+    args = [f"{name}: {python_type(schemas[name])}" for name in required]
+    args += [f"{name}: {python_type(schemas[name])} = {python_literal(schemas[name].get('default'))}"
+             for name in optional]
     lines = [f"def {tool.name}({', '.join(args)}):", '    """' + (tool.description.strip() or tool.name)]
     if properties:
-        lines += ["", "    Args:"]
-        for name, schema in properties.items():
-            description = schema.get("description", "") if isinstance(schema, dict) else ""
-            lines.append(f"        {name} ({annotation(name)}): {' '.join(str(description).split())}")
+        lines += ["", "    Args:", *argument_lines(properties, required, set(optional), 0)]
     lines.append('    """')
     return "\n".join(lines)
 
