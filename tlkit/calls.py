@@ -163,7 +163,9 @@ def _parse_python(text: str) -> list[ToolCall]:
     return calls
 
 
-def _json_call(obj: Any) -> ToolCall:
+def json_call(obj: Any) -> ToolCall:
+    """One call object: `{"name", "arguments"}`, Llama's `"parameters"`, or OpenAI's
+    `{"type": "function", "function": {...}}`."""
     if isinstance(obj, dict) and obj.get("type") == "function" and isinstance(obj.get("function"), dict):
         obj = obj["function"]  # OpenAI: {"type": "function", "function": {"name", "arguments"}}
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
@@ -183,8 +185,8 @@ def _parse_json(text: str) -> list[ToolCall]:
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:  # not one JSON value: try one object per line
-        return [_json_call(json.loads(line)) for line in text.split("\n") if line.strip()]
-    return [_json_call(obj) for obj in whole] if isinstance(whole, list) else [_json_call(whole)]
+        return [json_call(json.loads(line)) for line in text.split("\n") if line.strip()]
+    return [json_call(obj) for obj in whole] if isinstance(whole, list) else [json_call(whole)]
 
 
 def parse_react(text: str) -> tuple[str, Any] | None:
@@ -240,7 +242,7 @@ def hermes_calls(text: str) -> tuple[str, list[ToolCall]]:
         raise _NotACall("no <tool_call> block")
     if HERMES_BLOCK.sub("", text[blocks[0].start() :]).strip():
         raise _NotACall("text after or between the <tool_call> blocks")
-    return text[: blocks[0].start()].strip(), [_json_call(object_literal(b.group(1))) for b in blocks]
+    return text[: blocks[0].start()].strip(), [json_call(object_literal(b.group(1))) for b in blocks]
 
 
 def _parse_hermes(text: str) -> list[ToolCall]:
@@ -257,7 +259,8 @@ def _parse_llama(text: str) -> list[ToolCall]:
     if text.startswith("<function="):
         if LLAMA_FUNCTION.sub("", text).strip():
             raise _NotACall("text outside <function=...> blocks")
-        return [_json_call({"name": m.group(1), "arguments": json.loads(m.group(2))}) for m in LLAMA_FUNCTION.finditer(text)]
+        blocks = LLAMA_FUNCTION.finditer(text)
+        return [json_call({"name": m.group(1), "arguments": json.loads(m.group(2))}) for m in blocks]
     body = text.removeprefix("<|python_tag|>").strip()
     if body.startswith("{"):
         return _parse_json(body)
@@ -274,7 +277,7 @@ def _parse_mistral(text: str) -> list[ToolCall]:
     for part in text.strip().removeprefix("[TOOL_CALLS]").split("[TOOL_CALLS]"):
         named = MISTRAL_ARGS.fullmatch(part.strip())
         if named:
-            calls.append(_json_call({"name": named.group(1).strip(), "arguments": json.loads(named.group(2))}))
+            calls.append(json_call({"name": named.group(1).strip(), "arguments": json.loads(named.group(2))}))
         else:
             calls += _parse_json(part)
     return calls

@@ -3,9 +3,9 @@
 A JSON list (or JSON Lines) of `{id, conversations: [{from: system|human|gpt|tool, value}]}`. The
 system turn lists the tools inside `<tools>...</tools>` (JSON or Python-literal text of a list of
 `{type: "function", function: {...}}`); that block becomes the record's tools and the rest of the
-system text (the function-calling instructions) stays the system message. A `gpt` turn calls tools in `<tool_call>{...}</tool_call>`
-blocks (JSON or Python literal, `{name, arguments}`); a `tool` turn wraps its result in
-`<tool_response>...</tool_response>`, which is unwrapped.
+system text (the function-calling instructions) stays the system message. A `gpt` turn calls tools
+in `<tool_call>{...}</tool_call>` blocks (JSON or Python literal, `{name, arguments}`); a `tool` turn
+wraps its result in `<tool_response>...</tool_response>`, which is unwrapped.
 """
 
 from __future__ import annotations

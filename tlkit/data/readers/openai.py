@@ -19,7 +19,8 @@ from typing import Any
 from tlkit.data.readers._common import At, load_records, make_tool, record_at
 from tlkit.data.records import Message, ToolCall, Trajectory
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
+         "function": "tool"}
 
 
 def read_openai(path: str | Path) -> Iterator[Trajectory]:
@@ -41,7 +42,8 @@ def read_record(record: Any, at: At) -> Trajectory:
     if "messages" in record:
         turns = [(f"messages[{i}]", m) for i, m in enumerate(at.get(record, "messages", list, "messages"))]
     else:  # TRL prompt-completion
-        turns = [(f"{key}[{i}]", m) for key in ("prompt", "completion") for i, m in enumerate(at.get(record, key, list, key))]
+        parts = {key: at.get(record, key, list, key) for key in ("prompt", "completion")}
+        turns = [(f"{key}[{i}]", m) for key, part in parts.items() for i, m in enumerate(part)]
     messages = tuple(convert(turn, at, field) for field, turn in turns)
     if not messages:
         raise at.error("messages", "expected at least one message")

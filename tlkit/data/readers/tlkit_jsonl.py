@@ -25,5 +25,6 @@ def looks_like_openai(data: object) -> bool:
     """OpenAI / TRL records nest tools and calls under `function`; canonical records never do."""
     if not isinstance(data, dict):
         return False
-    nested = [*(data.get("tools") or []), *(c for m in data.get("messages") or [] if isinstance(m, dict) for c in m.get("tool_calls") or [])]
+    calls = [c for m in data.get("messages") or [] if isinstance(m, dict) for c in m.get("tool_calls") or []]
+    nested = [*(data.get("tools") or []), *calls]
     return any(isinstance(item, dict) and "function" in item for item in nested)

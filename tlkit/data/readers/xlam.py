@@ -31,7 +31,8 @@ def read_xlam(path: str | Path) -> Iterator[Trajectory]:
             raise at.error("tools" if not isinstance(specs, list) else "answers", "expected JSON text of a list")
         tools = tuple(make_xlam_tool(spec, at, f"tools[{i}]") for i, spec in enumerate(specs))
         calls = tuple(
-            ToolCall(at.get(a, "name", str, f"answers[{i}].name"), at.arguments(a.get("arguments") or {}, f"answers[{i}].arguments"))
+            ToolCall(at.get(a, "name", str, f"answers[{i}].name"),
+                     at.arguments(a.get("arguments") or {}, f"answers[{i}].arguments"))
             for i, a in enumerate(answers)
         )
         yield Trajectory(str(at.record), tools, (Message("user", query), Message("assistant", "", calls)))
