@@ -71,7 +71,7 @@ def real(shared_data: Path) -> dict[tuple[str, str], list[Trajectory]]:
 def test_registry_names_and_unknown_format():
     assert set(READERS) == {
         "tlkit", "bfcl", "seal_tools", "toolalpaca", "toolalpaca_golden", "toolbench", "api_bank", "glaive",
-        "rotbench", "tl_training",
+        "rotbench", "tl_training", "openai", "hermes", "xlam",
     }
     with pytest.raises(ValueError, match="unknown format 'sharegpt'.*bfcl.*tl_training"):
         read_trajectories("x.json", "sharegpt")

@@ -3,12 +3,16 @@
 `python`: the paper's format, `get_weather(city='Paris', days=3)`.
 `json`:   `{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}`.
 Several calls in one turn are written one per line.
+
+Parsing also reads the syntaxes chat models write (`hermes`, `llama`, `mistral`, `react`), and
+`auto` picks the syntax per answer; see `parse_calls`.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import warnings
 from typing import Any, Literal, NamedTuple
 
@@ -85,13 +89,13 @@ def render_calls(calls: tuple[ToolCall, ...], call_format: CallFormat = "python"
 # ---------------------------------------------------------------------------------------------
 # Parsing: model output text -> calls. `None` means a format error; it never raises.
 
-ParseFormat = Literal["python", "json", "react"]
+ParseFormat = Literal["python", "json", "react", "hermes", "llama", "mistral", "auto"]
 JSON_NAMES = {"true": True, "false": False, "null": None}  # JSON spellings a model may write in a Python call
 # Whatever arbitrary text can make the parsers throw; all of it is a format error.
 PARSE_ERRORS = (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, OverflowError)
 
 
-class _NotACall(Exception):
+class _NotACall(ValueError):
     """Raised inside the Python-call parser for a well-formed expression that is not a call."""
 
 
@@ -159,10 +163,15 @@ def _parse_python(text: str) -> list[ToolCall]:
     return calls
 
 
-def _json_call(obj: Any) -> ToolCall:
+def json_call(obj: Any) -> ToolCall:
+    """One call object: `{"name", "arguments"}`, Llama's `"parameters"`, or OpenAI's
+    `{"type": "function", "function": {...}}`."""
+    if isinstance(obj, dict) and obj.get("type") == "function" and isinstance(obj.get("function"), dict):
+        obj = obj["function"]  # OpenAI: {"type": "function", "function": {"name", "arguments"}}
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
         raise _NotACall('expected {"name": ..., "arguments": {...}}')
-    arguments = obj.get("arguments", {})
+    # Llama 3.x templates write the arguments under "parameters".
+    arguments = obj["arguments"] if "arguments" in obj else obj.get("parameters", {})
     if isinstance(arguments, str):  # OpenAI-style: the arguments object serialised as a string
         arguments = json.loads(arguments)
     if not isinstance(arguments, dict):
@@ -176,8 +185,8 @@ def _parse_json(text: str) -> list[ToolCall]:
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:  # not one JSON value: try one object per line
-        return [_json_call(json.loads(line)) for line in text.split("\n") if line.strip()]
-    return [_json_call(obj) for obj in whole] if isinstance(whole, list) else [_json_call(whole)]
+        return [json_call(json.loads(line)) for line in text.split("\n") if line.strip()]
+    return [json_call(obj) for obj in whole] if isinstance(whole, list) else [json_call(whole)]
 
 
 def parse_react(text: str) -> tuple[str, Any] | None:
@@ -206,20 +215,105 @@ def _parse_react(text: str) -> list[ToolCall] | None:
     return [ToolCall(parsed[0], parsed[1])]
 
 
+HERMES_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+
+
+def object_literal(text: str) -> Any:
+    """JSON, or the Python-literal dicts Hermes data writes (`{'name': 'f', 'arguments': {'a': True}}`)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(text.strip())
+        if not _is_json_like(value):
+            raise _NotACall("not a JSON-like literal") from None
+        return value
+
+
+def hermes_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """(free text before the calls, the calls) of a Hermes / Qwen turn: `<tool_call>{JSON}</tool_call>` blocks.
+
+    Raises ValueError (or SyntaxError) when there is no block, when text follows or sits between
+    blocks, or when a block does not hold one `{"name", "arguments"}` object.
+    """
+    blocks = list(HERMES_BLOCK.finditer(text))
+    if not blocks:
+        raise _NotACall("no <tool_call> block")
+    if HERMES_BLOCK.sub("", text[blocks[0].start() :]).strip():
+        raise _NotACall("text after or between the <tool_call> blocks")
+    return text[: blocks[0].start()].strip(), [json_call(object_literal(b.group(1))) for b in blocks]
+
+
+def _parse_hermes(text: str) -> list[ToolCall]:
+    return hermes_calls(text)[1]
+
+
+LLAMA_FUNCTION = re.compile(r"<function=([^>]+)>(.*?)</function>", re.DOTALL)
+
+
+def _parse_llama(text: str) -> list[ToolCall]:
+    """Llama 3.x: JSON `{"name", "parameters"}` or a built-in `name.call(query="...")`, either after an
+    optional `<|python_tag|>` (decoding may drop it); or Meta's `<function=NAME>{JSON}</function>`."""
+    text = text.strip()
+    if text.startswith("<function="):
+        if LLAMA_FUNCTION.sub("", text).strip():
+            raise _NotACall("text outside <function=...> blocks")
+        blocks = LLAMA_FUNCTION.finditer(text)
+        return [json_call({"name": m.group(1), "arguments": json.loads(m.group(2))}) for m in blocks]
+    body = text.removeprefix("<|python_tag|>").strip()
+    if body.startswith("{"):
+        return _parse_json(body)
+    return [ToolCall(c.name.removesuffix(".call"), c.arguments) for c in _parse_python(body)]  # brave_search.call(...)
+
+
+MISTRAL_ARGS = re.compile(r"([^\[\]]+?)(?:\[CALL_ID\][^\[]*)?\[ARGS\](.*)", re.DOTALL)
+
+
+def _parse_mistral(text: str) -> list[ToolCall]:
+    """`[TOOL_CALLS][{"name", "arguments", "id"}, ...]` (v3 tokenizers; decoding may drop the marker), or
+    `[TOOL_CALLS]NAME[ARGS]{JSON}` repeated (v11+, optionally `[CALL_ID]id` before `[ARGS]`)."""
+    calls = []
+    for part in text.strip().removeprefix("[TOOL_CALLS]").split("[TOOL_CALLS]"):
+        named = MISTRAL_ARGS.fullmatch(part.strip())
+        if named:
+            calls.append(json_call({"name": named.group(1).strip(), "arguments": json.loads(named.group(2))}))
+        else:
+            calls += _parse_json(part)
+    return calls
+
+
+# `auto` tries these in order and keeps the first that parses. `mistral` and `llama` come last: without
+# their markers they read the same JSON and Python text as `json` and `python` (Llama also drops a
+# `.call` suffix). The others cannot be mistaken for one another.
+AUTO_ORDER: tuple[ParseFormat, ...] = ("hermes", "react", "json", "python", "mistral", "llama")
+PARSERS = {"python": _parse_python, "json": _parse_json, "react": _parse_react,
+           "hermes": _parse_hermes, "llama": _parse_llama, "mistral": _parse_mistral}
+
+
 def parse_calls(text: str, call_format: ParseFormat = "python") -> list[ToolCall] | None:
     """The calls written in `text`, in order; `None` for a format error, `[]` for blank text.
 
     `python`: one call per line, `name(a='x', b=[1, 2])` (dotted names allowed), keyword arguments
     with literal values only, read with `ast` (never `eval`); `true/false/null` are read as JSON;
     a line may also hold a list of calls. `json`: `{"name", "arguments"}` objects (arguments may be
-    a JSON string holding the object), a list of them, or one per line. `react`: one call,
-    `Action: NAME` / `Action Input: {JSON object}`. A call with an empty name is a format error.
+    a JSON string holding the object; Llama's `"parameters"` and OpenAI's `{"type": "function",
+    "function": {...}}` are read too), a list of them, or one per line. `react`: one call,
+    `Action: NAME` / `Action Input: {JSON object}`. `hermes` (Hermes, Qwen): `<tool_call>{JSON}</tool_call>`
+    blocks, free text allowed before the first. `llama`: [`<|python_tag|>`] then JSON or `name.call(k="v")`,
+    or `<function=NAME>{JSON}</function>`. `mistral`: [`[TOOL_CALLS]`] then a JSON list, or `NAME[ARGS]{JSON}`.
+    `auto`: the first of `AUTO_ORDER` that parses. A call with an empty name is a format error.
     """
-    parsers = {"python": _parse_python, "json": _parse_json, "react": _parse_react}
-    if call_format not in parsers:
-        raise ValueError(f"unknown call format {call_format!r}: expected 'python', 'json' or 'react'")
+    if call_format == "auto":
+        for syntax in AUTO_ORDER:
+            calls = parse_calls(text, syntax)
+            if calls is not None:
+                return calls
+        return None
+    if call_format not in PARSERS:
+        raise ValueError(f"unknown call format {call_format!r}: expected one of {', '.join([*PARSERS, 'auto'])}")
     try:
-        calls = parsers[call_format](text)
+        calls = PARSERS[call_format](text)
     except (_NotACall, *PARSE_ERRORS):
         return None
     if calls is None or any(not call.name for call in calls):

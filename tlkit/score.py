@@ -235,10 +235,11 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--call-format",
-        type=Literal["python", "json", "react"] | None,
+        type=ParseFormat | None,
         default=None,
-        help='How the predictions write calls: python (name(a=1)), json ({"name", "arguments"}) or react '
-        "(Action: / Action Input:). Default: react for rotbench, python otherwise.",
+        help='How the predictions write calls: python (name(a=1)), json ({"name", "arguments"}), react '
+        "(Action: / Action Input:), hermes (<tool_call>, Qwen), llama ({\"name\", \"parameters\"}, <|python_tag|>), "
+        "mistral ([TOOL_CALLS]) or auto (detected per answer). Default: react for rotbench, python otherwise.",
     )
     parser.add_argument(
         "--match-by",

@@ -28,8 +28,8 @@ from tlkit.data.render import RenderFormat, render_prompt
 from tlkit.models import load_tokenizer
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
-# How answers are parsed in each render format (chat templates mostly write JSON calls).
-CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "json"}
+# How answers are parsed in each render format (chat templates write their own syntaxes: detect each).
+CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "auto"}
 
 
 def target_message_index(trajectory: Trajectory) -> int | None:

@@ -16,7 +16,7 @@ from typing import Literal
 import datasets
 
 from tlkit.data.argument_types import normalise_calls
-from tlkit.data.readers import READERS, read_trajectories
+from tlkit.data.readers import READERS, ReaderFormat, read_trajectories
 from tlkit.data.records import RecordError
 
 
@@ -27,14 +27,14 @@ class DataFile:
     Args:
         path: A file (or, for `toolbench` and `api_bank`, a folder).
         format: The reader: tlkit, bfcl, seal_tools, toolalpaca, toolalpaca_golden, toolbench,
-            api_bank, glaive, rotbench or tl_training.
+            api_bank, glaive, rotbench, tl_training, openai (OpenAI / TRL messages), hermes or xlam.
         noise: RoTBench-style noise on tool and parameter names (evaluation sets): slight, medium,
             heavy or union; None for the clean data.
         noise_seed: Seed of the noise.
     """
 
     path: str
-    format: str = "tlkit"
+    format: ReaderFormat = "tlkit"
     noise: Literal["slight", "medium", "heavy", "union"] | None = None
     noise_seed: int = 0
 

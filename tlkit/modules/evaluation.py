@@ -23,15 +23,51 @@ from tlkit.metrics import (ContentFillingAccuracy, ErrorCategoryRate, ParameterI
 from tlkit.rules import AnswerKeyError, judge
 
 
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """The special token the chat template writes right after an assistant's text (`<|im_end|>`,
+    `<|eot_id|>`, `</s>`); empty without a template or where it writes plain text there."""
+    if not getattr(tokenizer, "chat_template", None):
+        return []
+    probe = "PROBE-7f3a"
+    try:
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": probe}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render this probe (it needs a system turn) has no say
+        return []
+    after = text[text.rfind(probe) + len(probe) :]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"][:1]
+    special = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
+    return ids if ids and tokenizer.convert_ids_to_tokens(ids[0]) in special else []
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Where an answer ends: the tokenizer's EOS, the model's generation-config EOS ids (Llama 3.1 lists
+    `<|eom_id|>` there) and the chat template's end-of-turn token."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = configured if isinstance(configured, list) else [configured]
+    ids = [tokenizer.eos_token_id, *configured, *end_of_turn_ids(tokenizer)]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 def generate(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
              do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
-    """New tokens for left-padded prompts, stopping at the end-of-turn token; shape (b, new)."""
+    """New tokens for left-padded prompts, stopping at any of `stop_token_ids`; shape (b, new)."""
     out = model.generate(
         input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
         temperature=temperature if do_sample else None, top_p=None, top_k=None,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+        eos_token_id=stop_token_ids(model, tokenizer), pad_token_id=tokenizer.pad_token_id, use_cache=True,
     )
     return out[:, input_ids.shape[1]:]
+
+
+def answer_texts(tokenizer: Any, new_tokens: torch.Tensor, stops: list[int], keep_special: bool) -> list[str]:
+    """Each answer's text, up to its first stop token. `keep_special` keeps markers such as Llama's
+    `<|python_tag|>` or Mistral's `[TOOL_CALLS]`, which are special tokens in their tokenizers."""
+    texts = []
+    for row in new_tokens.tolist():
+        end = next((i for i, token in enumerate(row) if token in stops), len(row))
+        texts.append(tokenizer.decode(row[:end], skip_special_tokens=not keep_special))
+    return texts
 
 
 def slot(key: str) -> str:
@@ -65,7 +101,8 @@ class GenerationEvaluation(nn.Module):
         """Generate, parse and score one prompt batch; returns its prediction rows."""
         started = time.perf_counter()
         new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, self.max_new_tokens)
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        stops = stop_token_ids(model, tokenizer)
+        texts = answer_texts(tokenizer, new_tokens, stops, keep_special=batch.call_format == "auto")
         self.seconds += time.perf_counter() - started
         key = f"{stage}/{batch.name}"
         if slot(key) not in self.sets:

@@ -20,7 +20,7 @@ from tlkit.classify import Category
 from tlkit.data.batching import PromptBatch
 from tlkit.models import apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
-from tlkit.modules.evaluation import generate
+from tlkit.modules.evaluation import generate, stop_token_ids
 from tlkit.rewards import ErrorCategoryReward
 
 
@@ -187,8 +187,10 @@ class ErrorAwarePPO(ToolCallModule):
                              hp.do_sample, hp.temperature)
         self.policy.train()
         eos = self.tokenizer.eos_token_id
-        # Real tokens: everything up to and including the first end-of-turn token.
-        ended_before = (responses == eos).long().cumsum(-1) - (responses == eos).long()
+        # Real tokens: everything up to and including the first stop (end-of-turn) token.
+        stop_ids = torch.tensor(stop_token_ids(self.policy, self.tokenizer), device=responses.device)
+        stops = torch.isin(responses, stop_ids).long()
+        ended_before = stops.cumsum(-1) - stops
         response_mask = (ended_before == 0).float()
         texts = self.tokenizer.batch_decode(responses * response_mask.long() + eos * (1 - response_mask.long()), skip_special_tokens=True)
         scores, categories = self.score(texts, batch, batch.call_format)

@@ -7,10 +7,13 @@ file, the record and the field (in the source format's terms).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 from tlkit.data.readers.api_bank import read_api_bank
 from tlkit.data.readers.bfcl import read_bfcl
 from tlkit.data.readers.glaive import read_glaive
+from tlkit.data.readers.hermes import read_hermes
+from tlkit.data.readers.openai import read_openai
 from tlkit.data.readers.rotbench import read_rotbench
 from tlkit.data.readers.seal_tools import read_seal_tools
 from tlkit.data.readers.tl_training import read_tl_training
@@ -18,6 +21,7 @@ from tlkit.data.readers.tlkit_jsonl import read_tlkit
 from tlkit.data.readers.toolalpaca import read_toolalpaca
 from tlkit.data.readers.toolalpaca_golden import read_toolalpaca_golden
 from tlkit.data.readers.toolbench import read_toolbench
+from tlkit.data.readers.xlam import read_xlam
 from tlkit.data.records import RecordError, Trajectory
 
 READERS: dict[str, Callable[[str], Iterator[Trajectory]]] = {
@@ -31,7 +35,12 @@ READERS: dict[str, Callable[[str], Iterator[Trajectory]]] = {
     "glaive": read_glaive,
     "rotbench": read_rotbench,
     "tl_training": read_tl_training,
+    "openai": read_openai,
+    "hermes": read_hermes,
+    "xlam": read_xlam,
 }
+# The format names as a type: a config with a misspelt format fails when it is parsed, listing these.
+ReaderFormat = Literal[tuple(READERS)]  # type: ignore[valid-type]
 
 
 def read_trajectories(path: str, format: str) -> Iterator[Trajectory]:

@@ -121,6 +121,14 @@ def load_records(path: str | Path) -> Iterator[tuple[str, Any]]:
         yield from ((f"line {n}", item) for n, item in iter_jsonl(path))
 
 
+def record_at(path: Path, position: str, record: Any) -> At:
+    """Where a record is: its own `id` where it has one, else `<file stem>/<position>`."""
+    record_id = record.get("id") if isinstance(record, dict) else None
+    if isinstance(record_id, (str, int)) and record_id != "":
+        return At(str(path), str(record_id))
+    return At(str(path), f"{path.stem}/{position.removeprefix('line ')}")
+
+
 def read_text(path: str | Path) -> str:
     """The file's text; bytes that are not UTF-8 are named by line and column."""
     try:
