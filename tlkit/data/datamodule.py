@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch
+from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch, ResumableLoader
 from tlkit.data.features import encode
 from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
@@ -147,25 +147,30 @@ class ToolCallDataModule(L.LightningDataModule):
         batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
         return batch
 
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str) -> DataLoader:
+        """The token batches of a split, in file order (for evaluation)."""
+        return DataLoader(self.split_features(split), batch_size=self.batch_size, collate_fn=self.collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def split_features(self, split: str) -> datasets.Dataset:
         if split not in self.features:
             raise RuntimeError(f"no {split} data: list files under data.{split} in the config")
-        dataset = self.features[split].select_columns(list(FEATURES))
-        sampler = None
-        if shuffle and self.group_by_length:
-            trainer = self.trainer  # under DDP each process takes its own whole batches
-            sampler = LengthGroupedSampler(self.features[split]["length"], self.batch_size, seed=self.seed,
-                                           num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-            collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )
+        return self.features[split].select_columns(list(FEATURES))
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled batches, in an order fixed by seed and epoch, so a checkpoint can restart mid-epoch."""
         if self.train_target == "prompts":
-            return DataLoader(self.train_prompts(), batch_size=self.batch_size, shuffle=True,
-                              collate_fn=lambda b: self.prompt_collate("train", b))
-        return self.loader("train", shuffle=True)
+            examples = self.train_prompts()
+            return self.resumable_loader(examples, [len(e.prompt) for e in examples], lambda b: self.prompt_collate("train", b))
+        return self.resumable_loader(self.split_features("train"), self.features["train"]["length"], self.collate)
+
+    def resumable_loader(self, dataset: Any, lengths: list[int], collate: Any) -> ResumableLoader:
+        trainer = self.trainer  # under DDP each process takes its own whole batches
+        # Without grouping, each batch is a run of random indices (group 1); else similar lengths share a batch.
+        sampler = LengthGroupedSampler(lengths, self.batch_size, group=64 if self.group_by_length else 1, seed=self.seed,
+                                       num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+        return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
+                               num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_prompts(self) -> list[EvalExample]:
         """Every training turn that calls tools (and that MAE keeps), as a prompt with its gold calls."""
@@ -199,10 +204,10 @@ class ToolCallDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         """The loss batches of every val file, then one prompt loader per val file."""
-        return [self.loader("val", shuffle=False), *self.prompt_loaders("val")]
+        return [self.loader("val"), *self.prompt_loaders("val")]
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self.loader("test", shuffle=False), *self.prompt_loaders("test")]
+        return [self.loader("test"), *self.prompt_loaders("test")]
 
     def predict_dataloader(self) -> list[DataLoader]:
         """The test sets' prompts: `tlkit predict` writes every answer to `<run>/predictions/`."""
