@@ -9,6 +9,7 @@ from tlkit.data.datamodule import DataFile, ToolCallDataModule
 from tlkit.data.records import RecordError
 
 MODEL = str(Path(__file__).resolve().parents[1] / "experiments/models/tiny-llama")
+SHIPPED = Path(__file__).resolve().parents[1] / "experiments/data"
 
 
 def test_eval_sets_clean_and_noisy(shared_data, tmp_path):
@@ -87,3 +88,30 @@ def test_unknown_format_lists_the_known_ones(tmp_path):
     dm = ToolCallDataModule(MODEL, train=[DataFile(str(tmp_path), "csv")])
     with pytest.raises(ValueError, match="known formats: tlkit, bfcl"):
         dm.setup("fit")
+
+
+def test_over_long_prompts_and_trajectories_are_counted_per_file_and_keep_their_tools(tmp_path):
+    """At 256 tokens: API-Bank dialogues lose old exchanges or are cut; BFCL prompts too long are scored whole."""
+    api_bank, simple = str(SHIPPED / "api_bank"), str(SHIPPED / "bfcl_v3/BFCL_v3_simple.json")
+    dm = ToolCallDataModule(MODEL, train=[DataFile(api_bank, "api_bank")], test=[DataFile(simple, "bfcl")],
+                            max_length=256, cache_dir=str(tmp_path), train_target="prompts")
+    prompts = dm.train_prompts()
+    assert dm.over_length[("train", "prompts")] == {(api_bank, "shortened"): 79, (api_bank, "overlong_dropped"): 210}
+    assert len(prompts) == 179
+    fed = dm.prompt_collate("train", prompts)
+    assert fed.input_ids.shape[1] <= 256 and all(text.startswith("System: ") for text in fed_texts(dm, fed))
+
+    assert dm.over_length[("train", "trajectories")] == {(api_bank, "cut"): 114, (api_bank, "unfit"): 74}
+    assert len(dm.features["train"]) == 213 - 74  # no trained token within the limit: nothing to learn from
+
+    examples = dm.eval_examples("test")["BFCL_v3_simple"]
+    assert len(examples) == 100 and dm.over_length[("test", "prompts")] == {(simple, "overlong_kept"): 2}
+    long = [e for e in examples if len(dm.tokenizer(e.prompt)["input_ids"]) > 256]
+    fed = dm.prompt_collate("BFCL_v3_simple", long)
+    assert fed.attention_mask.sum(1).min() > 256  # scored whole: the tools are never cut off
+    assert all(text.startswith("System: ") for text in fed_texts(dm, fed))
+
+
+def fed_texts(dm: ToolCallDataModule, batch) -> list[str]:
+    """The prompts a batch feeds the model, as text (without the left padding)."""
+    return [dm.tokenizer.decode(row[mask.bool()]) for row, mask in zip(batch.input_ids, batch.attention_mask)]

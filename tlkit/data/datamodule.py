@@ -20,16 +20,24 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch, ResumableLoader
-from tlkit.data.features import encode
+from tlkit.data.features import encode, fit_prompt
 from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.records import Message, Trajectory
-from tlkit.data.render import RenderFormat, render_prompt
+from tlkit.data.render import RenderFormat
 from tlkit.models import load_tokenizer
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 # How answers are parsed in each render format (chat templates mostly write JSON calls).
 CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "json"}
+# What was done to a trajectory or prompt longer than `max_length` tokens.
+OVER_LENGTH = {
+    "cut": "cut at the limit: the turns past it are not trained",
+    "unfit": "no trained turn within the limit: left out of the loss batches",
+    "shortened": "oldest exchanges left out to fit (system prompt and tools kept)",
+    "overlong_kept": "too long even with only the last exchange: kept whole, the model reads it all",
+    "overlong_dropped": "too long even with only the last exchange: left out of training",
+}
 
 
 def target_message_index(trajectory: Trajectory) -> int | None:
@@ -51,9 +59,11 @@ class ToolCallDataModule(L.LightningDataModule):
         test: Test files.
         format: How a trajectory is rendered: `paper` (Python calls, the paper's roles), `json`,
             or `chat_template` (the tokenizer's own, with `tools=`).
-        max_length: Token limit per trajectory; longer ones are cut (and counted).
+        max_length: Token limit per trajectory and prompt. A trajectory is cut at it (turns past it
+            are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
+            tools. Both are counted per file.
         batch_size: Trajectories per batch (per process).
-        group_by_length: Batch trajectories of similar length together.
+        group_by_length: Batch trajectories of similar length together; False shuffles plainly.
         num_workers: DataLoader worker processes.
         mae: Mask assistant calls whose tool feedback shows an error (MAE); False trains on them.
         error_substrings: MAE substrings (case- and punctuation-insensitive); None for the defaults.
@@ -93,12 +103,15 @@ class ToolCallDataModule(L.LightningDataModule):
         self.records: dict[str, list[tuple[DataFile, datasets.Dataset]]] = {}
         self.features: dict[str, datasets.Dataset] = {}
         self.mae_counts: Counter[tuple[str, str]] = Counter()
+        # per (split, "trajectories" | "prompts"): how many of each file were over max_length, by OVER_LENGTH key
+        self.over_length: dict[tuple[str, str], Counter[tuple[str, str]]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in splits.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             if split not in self.features and self.files[split]:
                 self.records[split], self.features[split] = self.prepare_split(split)
+                self.log_over_length(split, "trajectories")
                 if split == "train":
                     self.log_mae()
 
@@ -118,12 +131,19 @@ class ToolCallDataModule(L.LightningDataModule):
         if split == "train":
             for source, masked in zip(features["source"], features["masked"]):
                 self.mae_counts.update((source, reason) for reason in masked)
+        columns = (features[c] for c in ("source", "truncated", "n_turns", "cut_turns"))
+        self.over_length[(split, "trajectories")] = Counter(
+            (source, "unfit" if cut == n else "cut") for source, truncated, n, cut in zip(*columns) if truncated)
+        cut_turns = sum(features["cut_turns"])
+        trained = sum(features["n_turns"]) - cut_turns
         rank_zero_info(
-            f"tlkit data [{split}]: {len(features)} trajectories, {sum(features['n_turns'])} trained turns, "
+            f"tlkit data [{split}]: {len(features)} trajectories, {trained} trained turns, "
             f"{sum(len(m) for m in features['masked'])} masked by MAE, {sum(features['truncated'])} cut at {max_length} tokens"
+            f" ({cut_turns} turns past it)"
         )
-        if split == "train":  # a trajectory whose every turn MAE masked has nothing left to train on
-            features = features.filter(lambda n: n > 0, input_columns="n_turns", new_fingerprint=f"{fingerprint}-trained")
+        # MAE masked every turn, or none fits within max_length: no loss to train on or measure (prompts stay)
+        features = features.filter(lambda n, cut: n > cut, input_columns=["n_turns", "cut_turns"],
+                                   new_fingerprint=f"{fingerprint}-trained")
         return per_file, features
 
     def log_mae(self) -> None:
@@ -139,6 +159,19 @@ class ToolCallDataModule(L.LightningDataModule):
                 per_file[f"data/mae_masked_turns/{Path(source).stem}"] += n
             per_file["data/mae_masked_turns/total"] = sum(self.mae_counts.values())
             logger.log_metrics(dict(per_file), step=0)
+
+    def log_over_length(self, split: str, kind: str) -> None:
+        """Trajectories or prompts of each file over max_length, and what was done: to the console and the logger."""
+        counts = self.over_length.get((split, kind))
+        if not counts:
+            return
+        lines = [f"  {n:5d}  {Path(source).name}: {OVER_LENGTH[what]}" for (source, what), n in sorted(counts.items())]
+        title = f"{kind} [{split}] over max_length {self.max_length} tokens (count, file: what was done):"
+        rank_zero_info("\n".join([title, *lines]))
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None:
+            metrics = {f"data/{what}_{kind}/{split}/{Path(source).stem}": n for (source, what), n in counts.items()}
+            logger.log_metrics(metrics, step=0)
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
@@ -176,19 +209,38 @@ class ToolCallDataModule(L.LightningDataModule):
         """Every training turn that calls tools (and that MAE keeps), as a prompt with its gold calls."""
         if "train" not in self.records:
             self.setup("fit")
-        examples = []
+        examples, counts = [], Counter()
         for _, dataset in self.records.get("train", []):
             for row in dataset:
                 trajectory = Trajectory.from_json(row["record"])
                 masked = masked_turns(trajectory, self.detector) if self.detector is not None else {}
                 for i, message in enumerate(trajectory.messages):
                     if message.role == "assistant" and message.tool_calls and i not in masked:
-                        prompt = render_prompt(trajectory, i, self.format, self.tokenizer)
-                        examples.append(EvalExample(trajectory.id, row["source"], prompt, message.tool_calls, trajectory.tools, trajectory.meta))
-        return examples
+                        examples.append(self.prompt_example(trajectory, i, row["source"], counts, keep_overlong=False))
+        self.over_length[("train", "prompts")] = counts
+        self.log_over_length("train", "prompts")
+        return [e for e in examples if e is not None]
+
+    def prompt_example(
+        self, trajectory: Trajectory, index: int, source: str, counts: Counter, keep_overlong: bool
+    ) -> EvalExample | None:
+        """The prompt for turn `index` within max_length (oldest exchanges left out), counted in `counts`.
+
+        A prompt still too long is kept whole for evaluation (every example of a benchmark is scored) and
+        left out of training.
+        """
+        prompt, left_out, fits = fit_prompt(trajectory, index, self.format, self.tokenizer, self.max_length)
+        if not fits:
+            counts[(source, "overlong_kept" if keep_overlong else "overlong_dropped")] += 1
+            if not keep_overlong:
+                return None
+        elif left_out:
+            counts[(source, "shortened")] += 1
+        message = trajectory.messages[index]
+        return EvalExample(trajectory.id, source, prompt, message.tool_calls, trajectory.tools, trajectory.meta)
 
     def prompt_collate(self, name: str, examples: list[EvalExample]) -> PromptBatch:
-        ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"][-self.max_length :] for e in examples]
+        ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"] for e in examples]  # fitted when built
         width = max(len(i) for i in ids)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])  # left padding: generation appends
@@ -222,16 +274,18 @@ class ToolCallDataModule(L.LightningDataModule):
         if split not in self.records:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         sets: dict[str, list[EvalExample]] = {}
+        counts = Counter()
         for file, dataset in self.records.get(split, []):
             name = file.name if file.name not in sets else f"{file.name}#{len(sets)}"
-            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"]) for row in dataset]
+            sets[name] = [self.eval_example(Trajectory.from_json(r["record"]), r["source"], counts) for r in dataset]
+        self.over_length[(split, "prompts")] = counts
+        self.log_over_length(split, "prompts")
         return sets
 
-    def eval_example(self, trajectory: Trajectory, source: str) -> EvalExample:
+    def eval_example(self, trajectory: Trajectory, source: str, counts: Counter) -> EvalExample:
         index = target_message_index(trajectory)
         if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
             trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
             index = len(trajectory.messages) - 1
-        prompt = render_prompt(trajectory, index, self.format, self.tokenizer)
-        return EvalExample(trajectory.id, source, prompt, trajectory.messages[index].tool_calls, trajectory.tools, trajectory.meta)
+        return self.prompt_example(trajectory, index, source, counts, keep_overlong=True)
 
