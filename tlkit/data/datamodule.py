@@ -194,14 +194,16 @@ class ToolCallDataModule(L.LightningDataModule):
         """Shuffled batches, in an order fixed by seed and epoch, so a checkpoint can restart mid-epoch."""
         if self.train_target == "prompts":
             examples = self.train_prompts()
-            return self.resumable_loader(examples, [len(e.prompt) for e in examples], lambda b: self.prompt_collate("train", b))
+            lengths = [len(e.prompt) for e in examples]  # characters: close enough to group by
+            return self.resumable_loader(examples, lengths, lambda b: self.prompt_collate("train", b))
         return self.resumable_loader(self.split_features("train"), self.features["train"]["length"], self.collate)
 
     def resumable_loader(self, dataset: Any, lengths: list[int], collate: Any) -> ResumableLoader:
         trainer = self.trainer  # under DDP each process takes its own whole batches
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
         # Without grouping, each batch is a run of random indices (group 1); else similar lengths share a batch.
         sampler = LengthGroupedSampler(lengths, self.batch_size, group=64 if self.group_by_length else 1, seed=self.seed,
-                                       num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+                                       num_replicas=replicas, rank=rank)
         return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
                                num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 

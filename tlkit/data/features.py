@@ -65,7 +65,7 @@ def encode(
     end = int(supervised[-1]) + 1 if len(supervised) else len(ids)
     keep = end if max_length is None else min(end, max_length)
     truncated = len(supervised) > 0 and keep < end
-    cut_turns = len(trained) - len(np.unique(turn_ids[:keep][turn_ids[:keep] >= 0]))
+    cut_turns = len(np.unique(turn_ids[turn_ids >= 0])) - len(np.unique(turn_ids[:keep][turn_ids[:keep] >= 0]))
     return {
         "input_ids": ids[:keep],
         "turn_ids": turn_ids[:keep].tolist(),
