@@ -31,9 +31,9 @@ def test_eval_sets_clean_and_noisy(shared_data, tmp_path):
 def test_train_prompts_are_the_call_turns_mae_keeps(shared_data, tmp_path):
     golden = DataFile(str(shared_data / "toolalpaca_golden/golden-eval_real.json"), "toolalpaca_golden")
     # max_length above every prompt (one is over the default 1024): prompts over it are left out of training
-    with_mae = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts", max_length=4096)
-    without = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts", max_length=4096,
-                                 mae=False)
+    options = dict(cache_dir=str(tmp_path), train_target="prompts", max_length=4096)
+    with_mae = ToolCallDataModule(MODEL, train=[golden], **options)
+    without = ToolCallDataModule(MODEL, train=[golden], **options, mae=False)
     prompts, all_calls = with_mae.train_prompts(), without.train_prompts()
     masked = sum(with_mae.masked_turn_counts().values())
     assert masked == 21 and len(all_calls) == 136 and len(prompts) == 136 - masked
