@@ -24,11 +24,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments/models/tiny-llama"
-DATA_ROOT = Path("/work/shared/data")
-DATASETS = {  # name: (path under the data root, tlkit reader)
-    "bfcl_simple": ("bfcl_v3/BFCL_v3_simple.json", "bfcl"),
-    "toolalpaca_golden": ("toolalpaca_golden/golden-eval_mix.json", "toolalpaca_golden"),
-    "glaive": ("glaive_toolcall/glaive_toolcall_en_demo.json", "glaive"),
+# The full public data beside the repository (as the tests find it), else the subsets the repository ships.
+DATA_ROOT = ROOT.parent / "shared/data" if (ROOT.parent / "shared/data").is_dir() else ROOT / "experiments/data"
+DATASETS = {  # name: (tlkit reader, its file under the data root: the full one, else the shipped subset)
+    "bfcl_simple": ("bfcl", ["bfcl_v3/BFCL_v3_simple.json"]),
+    "toolalpaca_golden": ("toolalpaca_golden", ["toolalpaca_golden/golden-eval_mix.json",
+                                                "toolalpaca_golden/golden-eval_real.json"]),
+    "glaive": ("glaive", ["glaive_toolcall/glaive_toolcall_en_demo.json",
+                          "glaive_toolcall/glaive_toolcall_en_subset.json"]),
 }
 MARK = "@@bench "
 MACHINE = "shared 2-core CPU, no GPU (other jobs may run beside it: numbers are indicative)"
@@ -55,7 +58,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, data: bool = True) -> 
                              "whenever another job takes a core)")
     if data:
         parser.add_argument("--batch-size", type=int, default=8)
-        parser.add_argument("--data-root", default=str(DATA_ROOT))
+        parser.add_argument("--data-root", default=str(DATA_ROOT),
+                            help="data folder (default: ../shared/data beside the repository, else experiments/data)")
 
 
 def model_folder(hidden: int | None, layers: int | None, out: Path, intermediate: int | None = None,
@@ -136,8 +140,12 @@ def model_flops(folder: Path) -> tuple[int, int]:
 
 
 def data_path(root: str | Path, name: str) -> tuple[str, str]:
-    relative, reader = DATASETS[name]
-    return str(Path(root) / relative), reader
+    """The file of data set `name` under `root` (the first of its candidates there) and its reader."""
+    reader, candidates = DATASETS[name]
+    for relative in candidates:
+        if (Path(root) / relative).exists():
+            return str(Path(root) / relative), reader
+    raise SystemExit(f"{name}: none of {candidates} under {root}; give the data folder with --data-root")
 
 
 def set_threads(threads: int) -> None:

@@ -274,7 +274,7 @@ def measure(args, dataset: str) -> list[dict]:
 
 
 def print_table(dataset: str, rows: list[dict], args) -> None:
-    print(f"\n### {dataset} ({DATASETS[dataset][0]})\n")
+    print(f"\n### {dataset} ({os.path.relpath(data_path(args.data_root, dataset)[0], args.data_root)})\n")
     cuda = args.device == "cuda"
     memory = "model TFLOP/s | MFU | peak GPU memory (MiB) | peak RSS (MiB)" if cuda else "peak RSS (MiB) | RSS rise in training (MiB)"
     print(f"| system | steps/s | real tok/s (rounds min-max) | supervised tok/s | padding | samples / epoch | real tokens / epoch | epoch, est. (s) | {memory} |")

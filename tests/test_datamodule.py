@@ -9,6 +9,7 @@ from tlkit.data.datamodule import DataFile, ToolCallDataModule
 from tlkit.data.records import RecordError
 
 MODEL = str(Path(__file__).resolve().parents[1] / "experiments/models/tiny-llama")
+SHIPPED = Path(__file__).resolve().parents[1] / "experiments/data"
 
 
 def test_eval_sets_clean_and_noisy(shared_data, tmp_path):
@@ -29,8 +30,10 @@ def test_eval_sets_clean_and_noisy(shared_data, tmp_path):
 
 def test_train_prompts_are_the_call_turns_mae_keeps(shared_data, tmp_path):
     golden = DataFile(str(shared_data / "toolalpaca_golden/golden-eval_real.json"), "toolalpaca_golden")
-    with_mae = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts")
-    without = ToolCallDataModule(MODEL, train=[golden], cache_dir=str(tmp_path), train_target="prompts", mae=False)
+    # max_length above every prompt (one is over the default 1024): prompts over it are left out of training
+    options = dict(cache_dir=str(tmp_path), train_target="prompts", max_length=4096)
+    with_mae = ToolCallDataModule(MODEL, train=[golden], **options)
+    without = ToolCallDataModule(MODEL, train=[golden], **options, mae=False)
     prompts, all_calls = with_mae.train_prompts(), without.train_prompts()
     masked = sum(with_mae.masked_turn_counts().values())
     assert masked == 21 and len(all_calls) == 136 and len(prompts) == 136 - masked
@@ -87,3 +90,30 @@ def test_unknown_format_lists_the_known_ones(tmp_path):
     dm = ToolCallDataModule(MODEL, train=[DataFile(str(tmp_path), "csv")])
     with pytest.raises(ValueError, match="known formats: tlkit, bfcl"):
         dm.setup("fit")
+
+
+def test_over_long_prompts_and_trajectories_are_counted_per_file_and_keep_their_tools(tmp_path):
+    """At 256 tokens: API-Bank dialogues lose old exchanges or are cut; BFCL prompts too long are scored whole."""
+    api_bank, simple = str(SHIPPED / "api_bank"), str(SHIPPED / "bfcl_v3/BFCL_v3_simple.json")
+    dm = ToolCallDataModule(MODEL, train=[DataFile(api_bank, "api_bank")], test=[DataFile(simple, "bfcl")],
+                            max_length=256, cache_dir=str(tmp_path), train_target="prompts")
+    prompts = dm.train_prompts()
+    assert dm.over_length[("train", "prompts")] == {(api_bank, "shortened"): 79, (api_bank, "overlong_dropped"): 210}
+    assert len(prompts) == 179
+    fed = dm.prompt_collate("train", prompts)
+    assert fed.input_ids.shape[1] <= 256 and all(text.startswith("System: ") for text in fed_texts(dm, fed))
+
+    assert dm.over_length[("train", "trajectories")] == {(api_bank, "cut"): 114, (api_bank, "unfit"): 74}
+    assert len(dm.features["train"]) == 213 - 74  # no trained token within the limit: nothing to learn from
+
+    examples = dm.eval_examples("test")["BFCL_v3_simple"]
+    long = [e for e in examples if len(dm.tokenizer(e.prompt)["input_ids"]) > 256]
+    assert len(examples) == 100 and long and dm.over_length[("test", "prompts")] == {(simple, "overlong_kept"): len(long)}
+    fed = dm.prompt_collate("BFCL_v3_simple", long)
+    assert fed.attention_mask.sum(1).min() > 256  # scored whole: the tools are never cut off
+    assert all(text.startswith("System: ") for text in fed_texts(dm, fed))
+
+
+def fed_texts(dm: ToolCallDataModule, batch) -> list[str]:
+    """The prompts a batch feeds the model, as text (without the left padding)."""
+    return [dm.tokenizer.decode(row[mask.bool()]) for row, mask in zip(batch.input_ids, batch.attention_mask)]

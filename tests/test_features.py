@@ -1,9 +1,12 @@
 """Rendering and tokenisation: spans, key-token masks through the offset mapping, MAE masks."""
 
+from pathlib import Path
+
 import pytest
 
-from tlkit.data.features import encode
+from tlkit.data.features import encode, fit_prompt
 from tlkit.data.mae import DEFAULT_ERROR_REGEXES, ErrorDetector
+from tlkit.data.readers import read_trajectories
 from tlkit.data.records import Message, Tool, ToolCall, Trajectory
 from tlkit.data.render import render, render_prompt
 
@@ -80,6 +83,28 @@ def test_mae_masks_the_failed_call_but_keeps_it_in_context(tokenizer):
 def test_truncation_is_counted(tokenizer):
     features = encode(trajectory("finish"), tokenizer, "paper", max_length=16)
     assert features["truncated"] and len(features["input_ids"]) == 16 == features["length"]
+    assert features["n_turns"] == 2 and features["cut_turns"] == 2  # the prompt alone fills 16 tokens
+    whole = len(encode(trajectory("finish"), tokenizer, "paper")["input_ids"])
+    assert encode(trajectory("finish"), tokenizer, "paper", max_length=whole - 1)["cut_turns"] == 0  # last turn: cut
+
+
+def test_a_long_prompt_leaves_out_its_oldest_exchanges_never_the_tools(tokenizer):
+    """API-Bank's AddAlarm dialogue: 3 exchanges before the AddAlarm call (message 9), 408 tokens in all."""
+    api_bank = Path(__file__).resolve().parents[1] / "experiments/data/api_bank"
+    (record,) = [r for r in read_trajectories(str(api_bank), "api_bank") if r.id.endswith("/AddAlarm-level-1-1")]
+    full = render_prompt(record, 9, "paper", tokenizer)
+    head = full[: full.index("\nUser: ") + 1]  # the system prompt and the tool list
+    assert "def AddAlarm(" in head and len(tokenizer(full)["input_ids"]) == 408
+    users = [i for i, m in enumerate(record.messages) if m.role == "user"]
+    assert users == [0, 2, 7]
+    # the smallest cut that fits: nothing, the first exchange (2 messages), the first two (7 messages)
+    for max_length, left_out in ((408, 0), (407, 2), (300, 7), (241, 7)):
+        prompt, n, fits = fit_prompt(record, 9, "paper", tokenizer, max_length)
+        kept_from = full.index(f"User: {record.messages[left_out].content}")
+        assert fits and n == left_out and prompt == head + full[kept_from:], max_length
+        assert len(tokenizer(prompt)["input_ids"]) <= max_length
+    # too long even with only the last exchange: the shortest prompt, whole, and said so
+    assert fit_prompt(record, 9, "paper", tokenizer, 240) == (head + full[full.index("User: 8 am"):], 7, False)
 
 
 TEMPLATE = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+from pathlib import Path
 
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
@@ -16,6 +18,8 @@ TRAINER_DEFAULTS = {
     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "tlkit"}},
 }
 
+# Loggers writing to `<save_dir>/<name>/version_N/` (or `<version>/` when it is a string).
+VERSIONED_LOGGERS = ("TensorBoardLogger", "CSVLogger")
 
 DESCRIPTION = (
     "tlkit: train language models to call tools (TL-Training: MAE, PKT, IRM). One YAML per experiment: "
@@ -49,6 +53,38 @@ class TLKitCLI(LightningCLI):
         summary = next((c for c in self.trainer.callbacks if isinstance(c, RunSummary)), None)
         if summary is not None and self.trainer.is_global_zero:
             print(summary.report(self.trainer))
+
+    def before_instantiate_classes(self) -> None:
+        # A fit resumed from a checkpoint of an unfinished run goes on logging in that run's folder.
+        config = self.config.get(str(self.subcommand)) if self.subcommand == "fit" else None
+        if config is None or not config.get("ckpt_path"):
+            return
+        loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+        for logger in loggers:
+            if str(getattr(logger, "class_path", "")).rsplit(".", 1)[-1] not in VERSIONED_LOGGERS:
+                continue
+            args = logger.init_args
+            folder = run_folder(config.ckpt_path, Path(args.save_dir) / (args.get("name") or ""))
+            if folder is None or args.get("version") is not None:  # elsewhere, or a version set by hand
+                continue
+            args.version = int(folder.name[8:]) if re.fullmatch(r"version_\d+", folder.name) else folder.name
+            # config.yaml holds the first attempt's configuration; each resume's goes beside it
+            k = 1
+            while (folder / f"config.resume{k}.yaml").exists():
+                k += 1
+            self.save_config_kwargs["config_filename"] = f"config.resume{k}.yaml"
+
+
+def run_folder(ckpt_path: str, root: Path) -> Path | None:
+    """The run folder `root/<version>/` holding `ckpt_path`; None if it lies elsewhere or the run finished.
+
+    A run that exported `hf_model/` has finished: training on from its checkpoint starts a new folder.
+    """
+    ckpt, root = Path(ckpt_path).resolve(), root.resolve()
+    if root not in ckpt.parents or len(ckpt.relative_to(root).parts) < 2:
+        return None
+    folder = root / ckpt.relative_to(root).parts[0]
+    return None if (folder / "hf_model").exists() else folder
 
 
 def main(args: ArgsType = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from tlkit.data.records import Tool, ToolCall
 
@@ -56,6 +56,7 @@ class LengthGroupedSampler(DistributedSampler):
             raise ValueError(f"rank {rank} is not one of {num_replicas} processes")
         self.lengths, self.batch_size, self.group, self.seed = lengths, batch_size, group, seed
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.skip = 0  # batches of this epoch already trained on before a restart
 
     def batches(self) -> list[list[int]]:
         """This epoch's batches for every process, in order; short batches last."""
@@ -75,8 +76,42 @@ class LengthGroupedSampler(DistributedSampler):
         return batches + [batches[i % len(batches)] for i in range(missing)]
 
     def __len__(self) -> int:
+        # The whole epoch, also after a restart: Lightning counts the skipped batches as already fetched.
         return sum(len(b) for b in self.batches()[self.rank :: self.num_replicas])
 
     def __iter__(self):
-        for batch in self.batches()[self.rank :: self.num_replicas]:
+        skip, self.skip = self.skip, 0  # only the pass that resumes the epoch skips
+        for batch in self.batches()[self.rank :: self.num_replicas][skip:]:
             yield from batch
+
+    def resume(self, epoch: int, taken: int) -> None:
+        """Continue after `taken` batches of `epoch` (the order is a function of seed and epoch: skipping is exact)."""
+        finished = taken >= len(self.batches()[self.rank :: self.num_replicas])
+        self.epoch, self.skip = (epoch + 1, 0) if finished else (epoch, taken)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over a `LengthGroupedSampler` that a checkpoint can restart mid-epoch.
+
+    Lightning stores `state_dict()` in each checkpoint and hands it to `load_state_dict` on resume,
+    before the first batch: the sampler then skips the batches trained on already. Batches are
+    counted here, as they are handed out, not in the sampler, which workers read ahead of training.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.epoch, self.taken = 0, 0  # where training stands: batches of `epoch` handed out so far
+
+    def __iter__(self):
+        taken = self.sampler.skip
+        for batch in super().__iter__():
+            taken += 1
+            self.epoch, self.taken = self.sampler.epoch, taken
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "taken": self.taken}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.taken = state["epoch"], state["taken"]
+        self.sampler.resume(self.epoch, self.taken)

@@ -19,17 +19,25 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch
-from tlkit.data.features import encode
+from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch, ResumableLoader
+from tlkit.data.features import encode, fit_prompt
 from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.records import Message, Trajectory
-from tlkit.data.render import RenderFormat, render_prompt
+from tlkit.data.render import RenderFormat
 from tlkit.models import load_tokenizer
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 # How answers are parsed in each render format (chat templates write their own syntaxes: detect each).
 CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "auto"}
+# What was done to a trajectory or prompt longer than `max_length` tokens.
+OVER_LENGTH = {
+    "cut": "cut at the limit: the turns past it are not trained",
+    "unfit": "no trained turn within the limit: left out of the loss batches",
+    "shortened": "oldest exchanges left out to fit (system prompt and tools kept)",
+    "overlong_kept": "too long even with only the last exchange: kept whole, the model reads it all",
+    "overlong_dropped": "too long even with only the last exchange: left out of training",
+}
 
 
 def target_message_index(trajectory: Trajectory) -> int | None:
@@ -51,9 +59,11 @@ class ToolCallDataModule(L.LightningDataModule):
         test: Test files.
         format: How a trajectory is rendered: `paper` (Python calls, the paper's roles), `json`,
             or `chat_template` (the tokenizer's own, with `tools=`).
-        max_length: Token limit per trajectory; longer ones are cut (and counted).
+        max_length: Token limit per trajectory and prompt. A trajectory is cut at it (turns past it
+            are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
+            tools. Both are counted per file.
         batch_size: Trajectories per batch (per process).
-        group_by_length: Batch trajectories of similar length together.
+        group_by_length: Batch trajectories of similar length together; False shuffles plainly.
         num_workers: DataLoader worker processes.
         mae: Mask assistant calls whose tool feedback shows an error (MAE); False trains on them.
         error_substrings: MAE substrings (case- and punctuation-insensitive); None for the defaults.
@@ -98,6 +108,8 @@ class ToolCallDataModule(L.LightningDataModule):
         self.features: dict[str, datasets.Dataset] = {}
         self.mae_counts: Counter[tuple[str, str]] = Counter()
         self.type_counts: dict[str, Counter[str]] = {}  # source file -> outcome of type normalisation -> count
+        # per (split, "trajectories" | "prompts"): how many of each file were over max_length, by OVER_LENGTH key
+        self.over_length: dict[tuple[str, str], Counter[tuple[str, str]]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -105,6 +117,7 @@ class ToolCallDataModule(L.LightningDataModule):
             if split not in self.features and self.files[split]:
                 self.records[split], self.features[split] = self.prepare_split(split)
                 self.log_types(split)
+                self.log_over_length(split, "trajectories")
                 if split == "train":
                     self.log_mae()
 
@@ -126,12 +139,19 @@ class ToolCallDataModule(L.LightningDataModule):
         if split == "train":
             for source, masked in zip(features["source"], features["masked"]):
                 self.mae_counts.update((source, reason) for reason in masked)
+        columns = (features[c] for c in ("source", "truncated", "n_turns", "cut_turns"))
+        self.over_length[(split, "trajectories")] = Counter(
+            (source, "unfit" if cut == n else "cut") for source, truncated, n, cut in zip(*columns) if truncated)
+        cut_turns = sum(features["cut_turns"])
+        trained = sum(features["n_turns"]) - cut_turns
         rank_zero_info(
-            f"tlkit data [{split}]: {len(features)} trajectories, {sum(features['n_turns'])} trained turns, "
+            f"tlkit data [{split}]: {len(features)} trajectories, {trained} trained turns, "
             f"{sum(len(m) for m in features['masked'])} masked by MAE, {sum(features['truncated'])} cut at {max_length} tokens"
+            f" ({cut_turns} turns past it)"
         )
-        if split == "train":  # a trajectory whose every turn MAE masked has nothing left to train on
-            features = features.filter(lambda n: n > 0, input_columns="n_turns", new_fingerprint=f"{fingerprint}-trained")
+        # MAE masked every turn, or none fits within max_length: no loss to train on or measure (prompts stay)
+        features = features.filter(lambda n, cut: n > cut, input_columns=["n_turns", "cut_turns"],
+                                   new_fingerprint=f"{fingerprint}-trained")
         return per_file, features
 
     def log_mae(self) -> None:
@@ -165,6 +185,19 @@ class ToolCallDataModule(L.LightningDataModule):
                     metrics[name] = sum(n for outcome, n in c.items() if outcome.endswith(verdict))
             logger.log_metrics(metrics, step=0)
 
+    def log_over_length(self, split: str, kind: str) -> None:
+        """Trajectories or prompts of each file over max_length, and what was done: to the console and the logger."""
+        counts = self.over_length.get((split, kind))
+        if not counts:
+            return
+        lines = [f"  {n:5d}  {Path(source).name}: {OVER_LENGTH[what]}" for (source, what), n in sorted(counts.items())]
+        title = f"{kind} [{split}] over max_length {self.max_length} tokens (count, file: what was done):"
+        rank_zero_info("\n".join([title, *lines]))
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None:
+            metrics = {f"data/{what}_{kind}/{split}/{Path(source).stem}": n for (source, what), n in counts.items()}
+            logger.log_metrics(metrics, step=0)
+
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
         pads = {"input_ids": self.tokenizer.pad_token_id, "turn_ids": -1, "key_mask": False, "argument_end_mask": False}
@@ -172,44 +205,72 @@ class ToolCallDataModule(L.LightningDataModule):
         batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
         return batch
 
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str) -> DataLoader:
+        """The token batches of a split, in file order (for evaluation)."""
+        return DataLoader(self.split_features(split), batch_size=self.batch_size, collate_fn=self.collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def split_features(self, split: str) -> datasets.Dataset:
         if split not in self.features:
             raise RuntimeError(f"no {split} data: list files under data.{split} in the config")
-        dataset = self.features[split].select_columns(list(FEATURES))
-        sampler = None
-        if shuffle and self.group_by_length:
-            trainer = self.trainer  # under DDP each process takes its own whole batches
-            sampler = LengthGroupedSampler(self.features[split]["length"], self.batch_size, seed=self.seed,
-                                           num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-            collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )
+        return self.features[split].select_columns(list(FEATURES))
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled batches, in an order fixed by seed and epoch, so a checkpoint can restart mid-epoch."""
         if self.train_target == "prompts":
-            return DataLoader(self.train_prompts(), batch_size=self.batch_size, shuffle=True,
-                              collate_fn=lambda b: self.prompt_collate("train", b))
-        return self.loader("train", shuffle=True)
+            examples = self.train_prompts()
+            lengths = [len(e.prompt) for e in examples]  # characters: close enough to group by
+            return self.resumable_loader(examples, lengths, lambda b: self.prompt_collate("train", b))
+        return self.resumable_loader(self.split_features("train"), self.features["train"]["length"], self.collate)
+
+    def resumable_loader(self, dataset: Any, lengths: list[int], collate: Any) -> ResumableLoader:
+        trainer = self.trainer  # under DDP each process takes its own whole batches
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        # Without grouping, each batch is a run of random indices (group 1); else similar lengths share a batch.
+        sampler = LengthGroupedSampler(lengths, self.batch_size, group=64 if self.group_by_length else 1, seed=self.seed,
+                                       num_replicas=replicas, rank=rank)
+        return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
+                               num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_prompts(self) -> list[EvalExample]:
         """Every training turn that calls tools (and that MAE keeps), as a prompt with its gold calls."""
         if "train" not in self.records:
             self.setup("fit")
-        examples = []
+        examples, counts = [], Counter()
         for file, dataset in self.records.get("train", []):
             for row in dataset:
                 trajectory = Trajectory.from_json(row["record"])
                 masked = masked_turns(trajectory, self.detector) if self.detector is not None else {}
                 for i, message in enumerate(trajectory.messages):
                     if message.role == "assistant" and message.tool_calls and i not in masked:
-                        prompt = render_prompt(trajectory, i, self.format, self.tokenizer)
-                        examples.append(EvalExample(trajectory.id, row["source"], prompt, message.tool_calls, trajectory.tools,
-                                                    trajectory.meta, file.format))
-        return examples
+                        examples.append(self.prompt_example(trajectory, i, row["source"], counts, keep_overlong=False,
+                                                            format=file.format))
+        self.over_length[("train", "prompts")] = counts
+        self.log_over_length("train", "prompts")
+        return [e for e in examples if e is not None]
+
+    def prompt_example(
+        self, trajectory: Trajectory, index: int, source: str, counts: Counter, keep_overlong: bool,
+        format: str = "tlkit", position: int = 0,
+    ) -> EvalExample | None:
+        """The prompt for turn `index` within max_length (oldest exchanges left out), counted in `counts`.
+
+        A prompt still too long is kept whole for evaluation (every example of a benchmark is scored) and
+        left out of training.
+        """
+        prompt, left_out, fits = fit_prompt(trajectory, index, self.format, self.tokenizer, self.max_length)
+        if not fits:
+            counts[(source, "overlong_kept" if keep_overlong else "overlong_dropped")] += 1
+            if not keep_overlong:
+                return None
+        elif left_out:
+            counts[(source, "shortened")] += 1
+        message = trajectory.messages[index]
+        return EvalExample(trajectory.id, source, prompt, message.tool_calls, trajectory.tools, trajectory.meta,
+                           format, position)
 
     def prompt_collate(self, name: str, examples: list[EvalExample]) -> PromptBatch:
-        ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"][-self.max_length :] for e in examples]
+        ids = [self.tokenizer(e.prompt, add_special_tokens=True)["input_ids"] for e in examples]  # fitted when built
         width = max(len(i) for i in ids)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])  # left padding: generation appends
@@ -225,10 +286,10 @@ class ToolCallDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         """The loss batches of every val file, then one prompt loader per val file."""
-        return [self.loader("val", shuffle=False), *self.prompt_loaders("val")]
+        return [self.loader("val"), *self.prompt_loaders("val")]
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self.loader("test", shuffle=False), *self.prompt_loaders("test")]
+        return [self.loader("test"), *self.prompt_loaders("test")]
 
     def predict_dataloader(self) -> list[DataLoader]:
         """The test sets' prompts: `tlkit predict` writes every answer to `<run>/predictions/`."""
@@ -243,19 +304,21 @@ class ToolCallDataModule(L.LightningDataModule):
         if split not in self.records:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         sets: dict[str, list[EvalExample]] = {}
+        counts = Counter()
         for file, dataset in self.records.get(split, []):
             name = file.name if file.name not in sets else f"{file.name}#{len(sets)}"
-            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"], file.format, i)
+            sets[name] = [self.eval_example(Trajectory.from_json(row["record"]), row["source"], counts, file.format, i)
                           for i, row in enumerate(dataset)]
+        self.over_length[(split, "prompts")] = counts
+        self.log_over_length(split, "prompts")
         return sets
 
-    def eval_example(self, trajectory: Trajectory, source: str, format: str = "tlkit", index: int = 0) -> EvalExample:
-        """The record as a prompt up to its target turn; `format` is its reader, `index` its place in the set."""
-        target = target_message_index(trajectory)
-        if target is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
+    def eval_example(self, trajectory: Trajectory, source: str, counts: Counter, format: str = "tlkit",
+                     position: int = 0) -> EvalExample:
+        """The record as a prompt up to its target turn; `format` is its reader, `position` its place in the set."""
+        index = target_message_index(trajectory)
+        if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
             trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
-            target = len(trajectory.messages) - 1
-        prompt = render_prompt(trajectory, target, self.format, self.tokenizer)
-        return EvalExample(trajectory.id, source, prompt, trajectory.messages[target].tool_calls, trajectory.tools,
-                           trajectory.meta, format, index)
+            index = len(trajectory.messages) - 1
+        return self.prompt_example(trajectory, index, source, counts, keep_overlong=True, format=format, position=position)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.records import Trajectory
-from tlkit.data.render import RenderFormat, render
+from tlkit.data.render import RenderFormat, render, render_prompt
 from tlkit.weighting import key_char_offsets
 
 
@@ -33,7 +33,8 @@ def encode(
 
     Returns lists aligned with `input_ids`: `turn_ids` (index of the supervised turn a token
     belongs to, -1 for context), `key_mask`, `argument_end_mask`; and `masked` (the MAE reason of
-    each assistant turn that got no loss), `n_turns`, `truncated`.
+    each assistant turn that got no loss), `n_turns`, `truncated` (trained tokens lay past
+    `max_length` and were cut) and `cut_turns` (trained turns with no token left).
     """
     rendered = render(trajectory, format, tokenizer)
     masked = masked_turns(trajectory, detector) if detector is not None else {}
@@ -62,8 +63,9 @@ def encode(
     supervised = np.flatnonzero(turn_ids >= 0)
     # Tokens after the last target carry no loss and change no earlier one (causal): not fed at all.
     end = int(supervised[-1]) + 1 if len(supervised) else len(ids)
-    truncated = max_length is not None and end > max_length
-    keep = max_length if truncated else end
+    keep = end if max_length is None else min(end, max_length)
+    truncated = len(supervised) > 0 and keep < end
+    cut_turns = len(np.unique(turn_ids[turn_ids >= 0])) - len(np.unique(turn_ids[:keep][turn_ids[:keep] >= 0]))
     return {
         "input_ids": ids[:keep],
         "turn_ids": turn_ids[:keep].tolist(),
@@ -73,4 +75,26 @@ def encode(
         "n_turns": len(trained),
         "masked": sorted(masked.values()),
         "truncated": truncated,
+        "cut_turns": cut_turns,
     }
+
+
+def fit_prompt(
+    trajectory: Trajectory, index: int, format: RenderFormat, tokenizer: Any, max_length: int
+) -> tuple[str, int, bool]:
+    """The prompt for the assistant turn at `index` in at most `max_length` tokens, leaving out the oldest exchanges.
+
+    An exchange runs from a user turn to the next; the system prompt, the tool list and the last
+    exchange (its user turn and what follows it) always stay: the format can lose old turns, never
+    the tools. Returns the prompt, how many messages were left out, and whether it fits; when even
+    the last exchange alone is too long, the shortest prompt, whole.
+    """
+    messages = trajectory.messages[: index + 1]
+    first = 1 if messages and messages[0].role == "system" else 0
+    starts = [first] + [i for i in range(first + 1, index) if messages[i].role == "user"]
+    for start in starts:
+        kept = Trajectory(trajectory.id, trajectory.tools, (*messages[:first], *messages[start:]), trajectory.meta)
+        prompt = render_prompt(kept, index - (start - first), format, tokenizer)
+        if len(tokenizer(prompt, add_special_tokens=True)["input_ids"]) <= max_length:
+            return prompt, start - first, True
+    return prompt, start - first, False
