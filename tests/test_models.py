@@ -148,13 +148,14 @@ def test_gguf_is_converted_once_and_an_interrupted_conversion_leaves_no_cache(ti
 
 
 def test_fit_from_a_gguf_file(tiny_gguf, tmp_path, monkeypatch):
-    from tests.test_sft import fit_args
     from tlkit.cli import main
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("TLKIT_CACHE", str(tmp_path / "models"))
-    args = [a for a in fit_args(tmp_path) if not a.startswith("--model.init_args.model=")]
-    main([*args, f"--model.init_args.model={tiny_gguf[0]}", "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
+    main(["fit", "--config", "experiments/sft.yaml", f"--model.init_args.model={tiny_gguf[0]}",
+          "--data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
+          "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--data.batch_size=2", "--data.max_length=128",
+          f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}"])
     exported = tmp_path / "runs/sft/version_0/hf_model"
     assert AutoModelForCausalLM.from_pretrained(exported).config.model_type == "llama"
 

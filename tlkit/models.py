@@ -138,8 +138,6 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerFast:
     """A fast tokenizer from a model source (see `resolve_model_source`), with a pad token (the
     end-of-turn token if it had none)."""
     path = resolve_model_source(source)
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"tokenizer folder {path!r} does not exist (tlkit reads local folders only)")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tokenizer.is_fast:
         raise ValueError(f"{path}: tlkit needs a fast tokenizer (offset mappings locate the tool-call spans)")
