@@ -34,7 +34,7 @@ EXTRA_VERBS = {"score": "tlkit.score", "ablate": "tlkit.ablate"}
 
 class TLKitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        # The model folder is written once: the tokenizer is read from it, and the loaded
+        # The model source is written once: the tokenizer is read from it, and the loaded
         # tokenizer object is handed to the module.
         parser.link_arguments("model.init_args.model", "data.tokenizer")
         parser.link_arguments("data.tokenizer", "model.init_args.tokenizer", apply_on="instantiate")

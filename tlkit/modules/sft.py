@@ -20,8 +20,9 @@ class WeightedSFT(ToolCallModule):
     """Weighted SFT: every trained assistant turn of a trajectory in one pass, key tokens up-weighted.
 
     Args:
-        model: Local folder of a Hugging Face causal LM. A folder with only a `config.json` builds
-            that architecture with fresh weights (the embedded default).
+        model: Local folder of a Hugging Face causal LM, a GGUF file, or a bundled short name
+            (docs/models.md). A folder with only a `config.json` builds that architecture with
+            fresh weights (the embedded default).
         tokenizer: The tokenizer; linked from the DataModule by the CLI, not set in YAML.
         weighting: Token weighting: `KeyTokenWeighting` (PKT) or `Uniform` (plain SFT).
         reduction: `turn`: mean of per-turn weighted losses (the reference); `token`: one weighted
