@@ -71,7 +71,7 @@ def test_classify_and_reward_give_a_category(text, call_format, name, arguments,
     offered = ToolCall(tools[0].name if tools else name, arguments)
     assert isinstance(classify_call([offered], gold, tools, strict=True), Category)
     reward = ErrorCategoryReward()
-    category, value = reward.score(text, gold, tools, call_format)
+    category, value = reward.score(text, [gold], tools, call_format)
     assert isinstance(category, Category) and value == reward.rewards[category]
 
 
@@ -107,6 +107,9 @@ SAMPLES = {
                    "eval_real.json", "list", {}),
     "rotbench": (json.loads((FIXTURES / "rotbench/Third_Turn_clean.json").read_text())[0], "clean.json", "list", {}),
     "tl_training": (json.loads((FIXTURES / "tl_training/raw_data.json").read_text())[0], "raw.json", "list", {}),
+    "openai": (first_line(FIXTURES / "formats/openai_trl.jsonl"), "openai.jsonl", "lines", {}),
+    "hermes": (json.loads((FIXTURES / "formats/hermes_function_calling.json").read_text())[0], "hermes.json", "list", {}),
+    "xlam": (json.loads((FIXTURES / "formats/xlam_function_calling.json").read_text())[0], "xlam.json", "list", {}),
 }
 assert SAMPLES.keys() == READERS.keys()
 DELETE = object()
