@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LORA = "{r: 8, lora_alpha: 16, target_modules: [q_proj, k_proj, v_proj, o_proj]}"
 
 RUNS = {
-    "WeightedSFT": ["--config", "experiments/sft.yaml"],
-    "WeightedSFT + LoRA": ["--config", "experiments/sft.yaml", f"--model.init_args.lora={LORA}"],
+    "WeightedSFT": ["--config", "experiments/smoke.yaml"],
+    "WeightedSFT + LoRA": ["--config", "experiments/smoke.yaml", f"--model.init_args.lora={LORA}"],
     "ErrorAwarePPO, separate critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=separate"],
     "ErrorAwarePPO, shared critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=shared"],
     "ErrorAwarePPO + LoRA, shared critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=shared",

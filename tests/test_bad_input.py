@@ -106,7 +106,7 @@ def test_fit_names_file_record_and_field(tmp_path, monkeypatch, build, name, fie
     data, record = build()
     path = tmp_path / name
     path.write_bytes(data)
-    message = error_of(["fit", "--config", "experiments/sft.yaml", f"--data.train=[{{path: {path}, format: tlkit}}]",
+    message = error_of(["fit", "--config", "experiments/smoke.yaml", f"--data.train=[{{path: {path}, format: tlkit}}]",
                         f"--data.cache_dir={tmp_path / 'cache'}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
     check(message, path, record, field, problem)
 

@@ -42,7 +42,7 @@ def test_malformed_record_names_file_record_and_field(tmp_path, monkeypatch, sha
     (broken / "dev.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(shared_data / "seal_tools/tool.jsonl", broken / "tool.jsonl")
     with pytest.raises(SystemExit) as exit:
-        main(["fit", "--config", "experiments/sft.yaml", f"--data.train=[{{path: {broken / 'dev.jsonl'}, format: seal_tools}}]",
+        main(["fit", "--config", "experiments/smoke.yaml", f"--data.train=[{{path: {broken / 'dev.jsonl'}, format: seal_tools}}]",
               f"--data.cache_dir={tmp_path / 'cache'}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
     message = str(exit.value.code)
     assert message.startswith("tlkit: error:")

@@ -72,7 +72,7 @@ def test_xlam_records():
 def test_a_misspelt_format_fails_when_the_config_is_parsed(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit:
-        main(["fit", "--config", "experiments/sft.yaml", "--data.train=[{path: x.json, format: openai_chat}]", "--print_config"])
+        main(["fit", "--config", "experiments/smoke.yaml", "--data.train=[{path: x.json, format: openai_chat}]", "--print_config"])
     assert exit.value.code not in (0, None)
     error = capsys.readouterr().err
     assert "openai_chat" in error and all(name in error for name in ("'openai'", "'hermes'", "'xlam'", "'tlkit'"))

@@ -152,11 +152,11 @@ def test_fit_from_a_gguf_file(tiny_gguf, tmp_path, monkeypatch):
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("TLKIT_CACHE", str(tmp_path / "models"))
-    main(["fit", "--config", "experiments/sft.yaml", f"--model.init_args.model={tiny_gguf[0]}",
+    main(["fit", "--config", "experiments/smoke.yaml", f"--model.init_args.model={tiny_gguf[0]}",
           "--data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
           "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--data.batch_size=2", "--data.max_length=128",
           f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}"])
-    exported = tmp_path / "runs/sft/version_0/hf_model"
+    exported = tmp_path / "runs/smoke/version_0/hf_model"
     assert AutoModelForCausalLM.from_pretrained(exported).config.model_type == "llama"
 
 

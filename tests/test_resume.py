@@ -69,7 +69,7 @@ def test_only_a_checkpoint_inside_an_unfinished_run_folder_names_the_run(tmp_pat
 def fit_args(runs: Path, cache: Path) -> list[str]:
     """8 steps of 2 trajectories from 200 (mid-epoch throughout), a checkpoint every 2 steps."""
     return [
-        "fit", "--config", str(ROOT / "experiments/sft.yaml"),
+        "fit", "--config", str(ROOT / "experiments/smoke.yaml"),
         "--data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
         "--data.val=null", "--data.test=null", "--data.batch_size=2", "--data.max_length=64", f"--data.cache_dir={cache}",
         "--trainer.max_steps=8", "--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1",

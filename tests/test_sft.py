@@ -100,7 +100,7 @@ def test_key_accuracy_is_top1_at_key_tokens(tokenizer, shared_data):
 
 def fit_args(tmp_path: Path) -> list[str]:
     return [
-        "fit", "--config", str(ROOT / "experiments/sft.yaml"),
+        "fit", "--config", str(ROOT / "experiments/smoke.yaml"),
         f"--model.init_args.model={MODEL}",
         "--trainer.max_steps=4", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=2",
         "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256", "--model.init_args.max_new_tokens=16",
@@ -118,7 +118,7 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
 def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     main(fit_args(tmp_path))
-    run = tmp_path / "runs/sft/version_0"
+    run = tmp_path / "runs/smoke/version_0"
     logged = scalars(run)
     for tag in ("train/loss", "train/ce", "train/key_weight", "val/loss", "data/mae_masked_turns/total", "lr-AdamW",
                 "val/BFCL_v3_simple/ts", "val/BFCL_v3_simple/pi", "val/BFCL_v3_simple/cf",
@@ -133,13 +133,13 @@ def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, cap
     assert (run / "hf_model/config.json").exists() and (run / "hf_model/tokenizer.json").exists()
 
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
-    main(["test", "--config", str(ROOT / "experiments/sft.yaml"), f"--ckpt_path={checkpoint}", *fit_args(tmp_path)[3:],
+    main(["test", "--config", str(ROOT / "experiments/smoke.yaml"), f"--ckpt_path={checkpoint}", *fit_args(tmp_path)[3:],
           "--trainer.limit_test_batches=1"])
     table = capsys.readouterr().out
     assert "BFCL_v3_simple" in table and "BFCL_v3_multiple" in table and "TS" in table
     # a second run gets its own folder: nothing of the first is overwritten
     main(fit_args(tmp_path))
-    assert (tmp_path / "runs/sft/version_2/checkpoints").exists()  # version_1 was the test run
+    assert (tmp_path / "runs/smoke/version_2/checkpoints").exists()  # version_1 was the test run
     assert len(scalars(run)["train/loss"]) == 4
 
 
@@ -148,14 +148,14 @@ def test_fit_with_ddp_on_two_cpu_processes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tlkit.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
-    logged = scalars(tmp_path / "runs/sft/version_0")
+    logged = scalars(tmp_path / "runs/smoke/version_0")
     assert len(logged["train/loss"]) == 2 and "val/loss" in logged
 
 
 def test_predict_writes_every_answer(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    main(["predict", "--config", str(ROOT / "experiments/sft.yaml"), *fit_args(tmp_path)[3:], "--trainer.limit_predict_batches=1"])
-    written = sorted((tmp_path / "runs/sft/version_0/predictions").glob("predict-*.jsonl"))
+    main(["predict", "--config", str(ROOT / "experiments/smoke.yaml"), *fit_args(tmp_path)[3:], "--trainer.limit_predict_batches=1"])
+    written = sorted((tmp_path / "runs/smoke/version_0/predictions").glob("predict-*.jsonl"))
     assert [p.name.split("-", 2)[2] for p in written] == ["BFCL_v3_multiple.jsonl", "BFCL_v3_simple.jsonl", "test_in_domain_subset.jsonl"]
     assert all(len(p.read_text().splitlines()) == 2 for p in written)  # one batch of 2 per set
     assert "test_in_domain_subset" in capsys.readouterr().out

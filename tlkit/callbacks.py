@@ -13,7 +13,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 # `val/<eval set>/<metric>`: what generation-based evaluation logs per eval set.
-EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|no_call|category/.+)$")
+EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|category/.+)$")
 
 
 def peak_memory_gb() -> float:
@@ -91,18 +91,15 @@ def top_categories(metrics: dict[str, float], k: int = 3) -> str:
 
 
 def format_comparison(first: tuple[int, dict[str, dict[str, float]]], last: tuple[int, dict[str, dict[str, float]]]) -> str:
-    """Per eval set: TS / PI / CF (or, for sets where no call is right, the share of answers with
-    none) at the first and the last validation, and the commonest error categories of each."""
+    """Per eval set: TS / PI / CF at the first and the last validation (each set by its benchmark's
+    rule; where no call is right, the share of answers with none), and the commonest error categories."""
     (step0, before), (step1, after) = first, last
     lines = [f"tool calls on the validation sets, step {step0} -> step {step1} (%):",
-             f"{'eval set':28s} {'TS':>13s} {'PI':>13s} {'CF':>13s}  top error categories (before | after)"]
+             f"{'eval set':28s} {'TS':>14s} {'PI':>14s} {'CF':>14s}  top categories (before | after)"]
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name, {}), after.get(name, {})
-        metrics = ("no_call",) if "no_call" in a or "no_call" in b else ("ts", "pi", "cf")
-        cells = [f"{_pct(b.get(m)):>5s} -> {_pct(a.get(m)):>5s}" for m in metrics]
-        if metrics == ("no_call",):
-            cells = [f"{'no call ' + cells[0]:>41s}"]
-        lines.append(f"{name[:28]:28s} {' '.join(f'{c:>13s}' for c in cells)}  {top_categories(b)} | {top_categories(a)}")
+        cells = " ".join(f"{_pct(b.get(m)):>5s} -> {_pct(a.get(m)):>5s}" for m in ("ts", "pi", "cf"))
+        lines.append(f"{name[:28]:28s}  {cells}  {top_categories(b)} | {top_categories(a)}")
     return "\n".join(lines)
 
 

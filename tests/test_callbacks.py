@@ -1,0 +1,44 @@
+"""The console of a run: one progress bar for the whole run, and the summary that closes a fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tlkit.callbacks import format_comparison, top_categories
+from tlkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = str(ROOT / "experiments/models/tiny-llama")
+
+
+def test_the_comparison_shows_each_set_before_and_after_with_its_commonest_categories():
+    before = (0, {"BFCL_v3_simple": {"ts": 0.01, "pi": 0.01, "cf": 0.0, "category/format_error": 0.97,
+                                     "category/wrong_tool": 0.02, "category/correct": 0.0}})
+    after = (60, {"BFCL_v3_simple": {"ts": 0.89, "pi": 0.8, "cf": 0.45, "category/content_error": 0.3,
+                                     "category/correct": 0.45}}, )
+    table = format_comparison(before, after).splitlines()
+    assert table[0] == "tool calls on the validation sets, step 0 -> step 60 (%):"
+    assert table[2].split()[:10] == ["BFCL_v3_simple", "1.0", "->", "89.0", "1.0", "->", "80.0", "0.0", "->", "45.0"]
+    assert table[2].endswith("format_error 97%, wrong_tool 2% | correct 45%, content_error 30%")
+    assert top_categories({"category/correct": 0.0}) == "-"
+
+
+def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    main([
+        "fit", "--config", "experiments/smoke.yaml", "--validate_before_fit=true", f"--model.init_args.model={MODEL}",
+        "--trainer.max_steps=3", "--trainer.val_check_interval=3", "--trainer.limit_val_batches=1",
+        "--data.batch_size=2", "--data.max_length=256", "--model.init_args.max_new_tokens=8",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}",
+    ])
+    out = capsys.readouterr().out
+    assert "tool calls on the validation sets, step 0 -> step 3 (%):" in out
+    table = out[out.index("step 0 -> step 3"):]
+    assert "BFCL_v3_simple" in table and "test_in_domain_subset" in table
+    assert "peak memory" in table and f"logs:       {tmp_path / 'runs/smoke/version_0'}" in table
+    assert f"export:     {tmp_path / 'runs/smoke/version_0/hf_model'}" in table
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs/smoke/version_0")).Reload()
+    assert [e.step for e in events.Scalars("val/BFCL_v3_simple/cf")] == [0, 3]  # before training, and after
