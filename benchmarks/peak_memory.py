@@ -29,11 +29,11 @@ LORA = "{r: 8, lora_alpha: 16, target_modules: [q_proj, k_proj, v_proj, o_proj]}
 RUNS = {
     "WeightedSFT": ["--config", "experiments/smoke.yaml"],
     "WeightedSFT + LoRA": ["--config", "experiments/smoke.yaml", f"--model.init_args.lora={LORA}"],
-    "ErrorAwarePPO, separate critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=separate"],
-    "ErrorAwarePPO, shared critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=shared"],
-    "ErrorAwarePPO + LoRA, shared critic": ["--config", "experiments/ppo.yaml", "--model.init_args.critic=shared",
+    "ErrorAwarePPO, separate critic": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.critic=separate"],
+    "ErrorAwarePPO, shared critic": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.critic=shared"],
+    "ErrorAwarePPO + LoRA, shared critic": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.critic=shared",
                                            f"--model.init_args.lora={LORA}"],
-    "ErrorAwarePPO GRPO + LoRA (no critic)": ["--config", "experiments/ppo.yaml", "--model.init_args.advantage=grpo",
+    "ErrorAwarePPO GRPO + LoRA (no critic)": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.advantage=grpo",
                                              f"--model.init_args.lora={LORA}", "--model.init_args.group_size=4"],
 }
 

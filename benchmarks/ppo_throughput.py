@@ -10,7 +10,7 @@ training prompts tlkit's DataModule makes of experiments/data/seal_tools/dev_sub
 format), in one fixed order, sampling at temperature 1.0 without top-k / top-p, and scores each
 answer with tlkit's error-category reward (parse the call, classify it against the gold call):
 
-- `tlkit ErrorAwarePPO, grpo`: experiments/ppo.yaml with `advantage: grpo`, `group_size` =
+- `tlkit ErrorAwarePPO, grpo`: experiments/smoke_ppo.yaml with `advantage: grpo`, `group_size` =
   --generations, no KL (`FixedKL(0.0)`), one PPO epoch of one mini-batch (one optimiser step per
   rollout), advantages not whitened again; `lightning.Trainer.fit`, as `tlkit fit` runs it. Per
   step: generate; forward the policy (rollout log-probs) and the reference (KL, computed even at
@@ -22,7 +22,7 @@ answer with tlkit's error-category reward (parse the call, classify it against t
   checkpointing (its default is on). tlkit's reward wrapped as a TRL reward function. Per step:
   generate; one forward + backward (TRL skips the old log-probs when they equal the current ones,
   and the reference when beta is 0).
-- `tlkit ErrorAwarePPO, gae + critic`: experiments/ppo.yaml as it is (GAE, a separate critic, KL
+- `tlkit ErrorAwarePPO, gae + critic`: experiments/smoke_ppo.yaml as it is (GAE, a separate critic, KL
   0.3, 2 PPO epochs of mini-batches of 4), on prompts x generations prompts per step, one answer
   each: as many answers per step as the rows above, and more work per step (reference, critic and
   several optimiser steps for actor and critic). For reference, not like for like.
@@ -57,7 +57,7 @@ ROWS = {
     "tlkit-gae": "tlkit ErrorAwarePPO, gae + critic (ppo.yaml; more work per step)",
 }
 PROMPTS = ROOT / "experiments/data/seal_tools/dev_subset.jsonl"
-PPO_YAML = ROOT / "experiments/ppo.yaml"
+PPO_YAML = ROOT / "experiments/smoke_ppo.yaml"
 SAMPLING = {"do_sample": True, "temperature": 1.0}  # every row samples alike (TRL: no top-k / top-p either)
 
 
@@ -66,7 +66,7 @@ SAMPLING = {"do_sample": True, "temperature": 1.0}  # every row samples alike (T
 
 
 def ppo_yaml() -> dict[str, Any]:
-    """ErrorAwarePPO's arguments in experiments/ppo.yaml, built as the CLI builds them (KL controller, optimisers)."""
+    """ErrorAwarePPO's arguments in experiments/smoke_ppo.yaml, built as the CLI builds them (KL controller, optimisers)."""
     import yaml
     from jsonargparse import ArgumentParser
 
@@ -256,7 +256,7 @@ def main() -> None:
     add_common_arguments(parser, data=False)
     parser.add_argument("--prompts", type=int, default=4, help="distinct prompts per step (gae row: x --generations)")
     parser.add_argument("--generations", type=int, default=4, help="sampled answers per prompt (>= 2)")
-    parser.add_argument("--max-new-tokens", type=int, default=48, help="longest answer (experiments/ppo.yaml's 48)")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="longest answer (experiments/smoke_ppo.yaml's 48)")
     add_lockstep_arguments(parser, list(ROWS), warmup=1, steps=2)
     args = parser.parse_args()
     if args.generations < 2:

@@ -37,11 +37,15 @@ def test_lora_trains_only_the_adapter_and_exports_merged(tmp_path, tokenizer):
     ids = torch.tensor([tokenizer("finish(answer='done')")["input_ids"]])
     with torch.no_grad():
         expected = module(ids, torch.ones_like(ids))
+    base_weight = module.policy.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight
     out = export_pretrained(module.policy, tokenizer, str(tmp_path / "merged"), merge_lora=True)
     merged = AutoModelForCausalLM.from_pretrained(out)
     assert not any("lora" in n for n, _ in merged.named_parameters())
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, expected, atol=1e-5)
+        # merged in place, not in a copy: the module's own weights now hold the adapter, and compute the same
+        assert module.policy.get_base_model().model.layers[0].self_attn.q_proj.weight is base_weight
+        assert torch.allclose(module(ids, torch.ones_like(ids)), expected, atol=1e-5)
 
 
 def test_tokenizer_and_model_that_do_not_belong_together(tokenizer, tmp_path):

@@ -258,7 +258,7 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     from tlkit.cli import main
 
     monkeypatch.chdir(ROOT)
-    main(["fit", "--config", "experiments/ppo.yaml", f"--model.init_args.model={MODEL}",
+    main(["fit", "--config", "experiments/smoke_ppo.yaml", f"--model.init_args.model={MODEL}",
           "--trainer.limit_train_batches=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
           "--data.batch_size=2", "--model.init_args.max_new_tokens=8", "--model.init_args.log_samples_every_n_steps=1",
           f"--trainer.logger.init_args.save_dir={tmp_path}", f"--data.cache_dir={tmp_path / 'cache'}"])

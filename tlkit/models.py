@@ -194,15 +194,15 @@ def apply_lora(model: PreTrainedModel, lora: dict[str, Any] | None) -> PreTraine
 def export_pretrained(model: PreTrainedModel, tokenizer: Any, out_dir: str, merge_lora: bool = True) -> Path:
     """Write Hugging Face format (model + tokenizer); LoRA merged into the weights if asked.
 
+    The merge is in place, without a copy (a 7B model does not need twice its memory): call this
+    last, after the final checkpoint; the model then computes what it did, with the adapter folded in.
     Refuses to write into a non-empty folder, so an earlier export is never overwritten.
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: choose a new folder, an earlier export is never overwritten")
     if merge_lora and hasattr(model, "merge_and_unload"):
-        import copy
-
-        model = copy.deepcopy(model).merge_and_unload()
+        model = model.merge_and_unload()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,4 +61,18 @@ class ToolCallModule(L.LightningModule):
         log_dir = self.trainer.log_dir  # every rank asks: it is a collective under DDP
         if self.export and self.trainer.is_global_zero and log_dir and self.tokenizer is not None:
             out = export_pretrained(self.policy, self.tokenizer, str(Path(log_dir) / "hf_model"), self.merge_lora)
-            print(f"tlkit: exported Hugging Face format to {out}")
+            point_last_export(out)
+            print(f"tlkit: exported Hugging Face format to {out} (also {out.parent.parent / LAST_EXPORT})")
+
+
+LAST_EXPORT = "last_export"
+
+
+def point_last_export(export: Path) -> None:
+    """`<save_dir>/<name>/last_export` -> this run's export, replaced atomically: a later experiment (PPO
+    from SFT) names the newest finished fit's export, never a test run's or a half-written folder."""
+    link = export.parent.parent / LAST_EXPORT
+    temporary = link.with_name(f".{LAST_EXPORT}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(Path(export.parent.name) / export.name)  # relative: the runs folder can move
+    os.replace(temporary, link)
