@@ -47,6 +47,9 @@ class TLKitCLI(LightningCLI):
     def before_fit(self) -> None:
         config = self.config[self.subcommand]
         if config.get("validate_before_fit") and not config.get("ckpt_path"):
+            # As fit's own validation does (no_grad, not inference_mode): metric states made here are
+            # updated in place by the validations during fit, which inference tensors refuse.
+            self.trainer.validate_loop.inference_mode = False
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
 
     def after_fit(self) -> None:
