@@ -117,3 +117,13 @@ def test_over_long_prompts_and_trajectories_are_counted_per_file_and_keep_their_
 def fed_texts(dm: ToolCallDataModule, batch) -> list[str]:
     """The prompts a batch feeds the model, as text (without the left padding)."""
     return [dm.tokenizer.decode(row[mask.bool()]) for row, mask in zip(batch.input_ids, batch.attention_mask)]
+
+
+def test_evaluation_prompts_come_in_their_own_batch_size(tmp_path):
+    simple = str(SHIPPED / "bfcl_v3/BFCL_v3_simple.json")
+    dm = ToolCallDataModule(MODEL, val=[DataFile(simple, "bfcl")], batch_size=4, eval_batch_size=16,
+                            cache_dir=str(tmp_path))
+    dm.setup("validate")
+    loss, prompts = dm.val_dataloader()
+    assert loss.batch_size == 4 and prompts.batch_size == 16
+    assert [len(batch.examples) for batch in prompts] == [16] * 6 + [4]  # every one of the 100 records, once

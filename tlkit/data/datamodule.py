@@ -63,6 +63,8 @@ class ToolCallDataModule(L.LightningDataModule):
             are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
             tools. Both are counted per file.
         batch_size: Trajectories per batch (per process).
+        eval_batch_size: Prompts per batch in generation-based evaluation (fewer decoding loops than
+            `batch_size` where memory allows); None for `batch_size`.
         group_by_length: Batch trajectories of similar length together; False shuffles plainly.
         num_workers: DataLoader worker processes.
         mae: Mask assistant calls whose tool feedback shows an error (MAE); False trains on them.
@@ -86,6 +88,7 @@ class ToolCallDataModule(L.LightningDataModule):
         format: RenderFormat = "paper",
         max_length: int = 1024,
         batch_size: int = 8,
+        eval_batch_size: int | None = None,
         group_by_length: bool = True,
         num_workers: int = 0,
         mae: bool = True,
@@ -101,6 +104,7 @@ class ToolCallDataModule(L.LightningDataModule):
         self.tokenizer = load_tokenizer(tokenizer)
         self.files = {"train": train or [], "val": val or [], "test": test or []}
         self.format, self.max_length, self.batch_size = format, max_length, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
         self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
         self.cache_dir, self.train_target, self.normalize_types = cache_dir, train_target, normalize_types
@@ -280,7 +284,8 @@ class ToolCallDataModule(L.LightningDataModule):
     def prompt_loaders(self, split: str) -> list[DataLoader]:
         """One loader of prompts per eval set, for generation-based evaluation."""
         return [
-            DataLoader(examples, batch_size=self.batch_size, shuffle=False, collate_fn=lambda b, n=name: self.prompt_collate(n, b))
+            DataLoader(examples, batch_size=self.eval_batch_size, shuffle=False,
+                       collate_fn=lambda b, n=name: self.prompt_collate(n, b))
             for name, examples in self.eval_examples(split).items()
         ]
 
