@@ -265,7 +265,8 @@ def test_toolbench_envelope(shared_data, real):
     # One file reads the same as through its folder.
     single = read(shared_data / "toolbench_examples/answer/G1_answer/11_ChatGPT_DFS_woFilter_w2.json", "toolbench")
     assert single == [first]
-    assert read(shared_data / "toolbench_examples/answer/G1_answer/69_ChatGPT_DFS_woFilter_w2.json", "toolbench") == []
+    with pytest.raises(RecordError, match="no records"):  # no train_messages: a file alone is no data
+        read(shared_data / "toolbench_examples/answer/G1_answer/69_ChatGPT_DFS_woFilter_w2.json", "toolbench")
 
 
 # ---- API-Bank -----------------------------------------------------------------------------------
@@ -292,7 +293,9 @@ def test_api_bank_dialogues(shared_data, real):
     assert caption == Tool("ImageCaption", "", {"type": "object", "properties": {
         "image": {"type": "string", "description": ""}}, "required": ["image"]})
     empty = shared_data / "api_bank/lv1-lv2-samples/level-1-given-desc/SearchEngine-level-1-1.jsonl"
-    assert empty.stat().st_size == 0 and read(empty, "api_bank") == []
+    assert empty.stat().st_size == 0
+    with pytest.raises(RecordError, match="no records"):  # in its folder it is skipped; alone it is no data
+        read(empty, "api_bank")
 
 
 def test_api_bank_exception_sets_error(shared_data, tmp_path):
