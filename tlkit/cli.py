@@ -90,12 +90,32 @@ def run_folder(ckpt_path: str, root: Path) -> Path | None:
     return None if (folder / "hf_model").exists() else folder
 
 
+class DropTips(logging.Filter):
+    """Lightning's product tips (litlogger, litmodels): nothing a tlkit user acts on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_console() -> None:
+    """Leave on the console what a user can act on: no product tips, no deprecations raised inside
+    Lightning or peft, no `datasets` bars (tlkit prints what each split holds)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")  # peft asks transformers 5
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
 def main(args: ArgsType = None) -> None:
     """`tlkit fit | validate | test | predict` (LightningCLI), and `tlkit score | ablate` beside them."""
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] in EXTRA_VERBS:
         importlib.import_module(EXTRA_VERBS[argv[0]]).main(argv[1:])
         return
+    quiet_console()
     try:
         TLKitCLI(
             LightningModule,

@@ -64,8 +64,9 @@ class WeightedSFT(ToolCallModule):
         if tokenizer is not None and len(tokenizer) > self.policy.get_input_embeddings().num_embeddings:
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {model} embeds only "
                              f"{self.policy.get_input_embeddings().num_embeddings}: they do not belong together")
-        if gradient_checkpointing:
-            self.policy.gradient_checkpointing_enable()
+        if gradient_checkpointing:  # transformers 5 names it activation checkpointing
+            enable = getattr(self.policy, "activation_checkpointing_enable", None) or self.policy.gradient_checkpointing_enable
+            enable()
         # Teacher-forced top-1 accuracy at key tokens: PKT's own target, readable before generation works.
         self.key_accuracy = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
