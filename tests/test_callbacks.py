@@ -41,7 +41,8 @@ def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summar
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "runs/smoke/version_0")).Reload()
-    assert [e.step for e in events.Scalars("val/BFCL_v3_simple/cf")] == [0, 3]  # before training, and after
+    steps = [e.step for e in events.Scalars("val/BFCL_v3_simple/cf")]
+    assert len(steps) == 2 and steps[0] == 0 < steps[1]  # before training, and after
 
 
 def test_last_export_names_the_newest_fit_and_is_replaced_atomically(tmp_path):

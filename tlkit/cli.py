@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch import LightningModule
