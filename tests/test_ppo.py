@@ -262,7 +262,7 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
           "--trainer.limit_train_batches=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
           "--data.batch_size=2", "--model.init_args.max_new_tokens=8", "--model.init_args.log_samples_every_n_steps=1",
           f"--trainer.logger.init_args.save_dir={tmp_path}", f"--data.cache_dir={tmp_path / 'cache'}"])
-    events = EventAccumulator(str(tmp_path / "ppo/version_0")).Reload()
+    events = EventAccumulator(str(tmp_path / "smoke_ppo/version_0")).Reload()
     scalars = set(events.Tags()["scalars"])
     for tag in ("reward_mean", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl", "value_loss",
                 "explained_variance", "response_length", "rollout_seconds", "update_seconds", "category/format_error"):
@@ -270,7 +270,7 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     assert len(events.Scalars("ppo/reward_mean")) == 2
     assert "val/test_in_domain_subset/ts" in scalars
     assert "ppo/samples/text_summary" in events.Tags()["tensors"]
-    assert (tmp_path / "ppo/version_0/hf_model/config.json").exists()
+    assert (tmp_path / "smoke_ppo/version_0/hf_model/config.json").exists()
 
 
 def test_policy_starts_from_a_weighted_sft_checkpoint(tokenizer, tmp_path):

@@ -101,19 +101,19 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path, monkeypatch
     monkeypatch.chdir(ROOT)
     cache = tmp_path / "cache"
     main(fit_args(tmp_path / "whole", cache))
-    whole = tmp_path / "whole/sft/version_0"
+    whole = tmp_path / "whole/smoke/version_0"
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     kill = ["--trainer.callbacks+=test_resume.SigkillAt", "--trainer.callbacks.step=5"]
     killed = subprocess.run([sys.executable, "-m", "tlkit.cli", *fit_args(tmp_path / "crash", cache), *kill],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    run = tmp_path / "crash/sft/version_0"
+    run = tmp_path / "crash/smoke/version_0"
     checkpoint = next((run / "checkpoints").glob("*step=4.ckpt"))
     assert not list((run / "checkpoints").glob("*step=6.ckpt"))
     main([*fit_args(tmp_path / "crash", cache), f"--ckpt_path={checkpoint}"])
 
-    assert sorted(os.listdir(tmp_path / "crash/sft")) == ["version_0"]  # one run, one folder
+    assert sorted(os.listdir(tmp_path / "crash/smoke")) == ["version_0"]  # one run, one folder
     assert (run / "config.yaml").exists() and (run / "config.resume1.yaml").exists()
     expected, got = losses(whole), losses(run)
     assert sorted(got) == sorted(expected) == list(range(8))

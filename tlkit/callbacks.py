@@ -51,6 +51,10 @@ class RunSummary(Callback):
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.evaluations: list[tuple[int, dict[str, dict[str, float]]]] = []  # (step, {set: {metric: value}})
+        self.log_dir: str | None = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_dir = trainer.log_dir  # every rank asks here: it is a collective under DDP, the report is not
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -68,14 +72,14 @@ class RunSummary(Callback):
             lines += [format_comparison(self.evaluations[0], self.evaluations[-1]), ""]
         lines.append(f"wall time {format_seconds(time.perf_counter() - self.started)}, "
                      f"peak memory {peak_memory_gb():.2f} GB (resident, this process)")
-        if trainer.log_dir:
-            lines.append(f"logs:       {trainer.log_dir}  (tensorboard --logdir {Path(trainer.log_dir).parent.parent})")
+        if self.log_dir:
+            lines.append(f"logs:       {self.log_dir}  (tensorboard --logdir {Path(self.log_dir).parent.parent})")
         checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
             trainer.checkpoint_callback, "best_model_path", "")
         if checkpoint:
             lines.append(f"checkpoint: {checkpoint}")
-        if trainer.log_dir and (Path(trainer.log_dir) / "hf_model").is_dir():
-            lines.append(f"export:     {Path(trainer.log_dir) / 'hf_model'}")
+        if self.log_dir and (Path(self.log_dir) / "hf_model").is_dir():
+            lines.append(f"export:     {Path(self.log_dir) / 'hf_model'}")
         return "\n".join(lines)
 
 

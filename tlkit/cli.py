@@ -8,8 +8,9 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from tlkit.callbacks import RunSummary, StepProgressBar
@@ -45,6 +46,13 @@ class TLKitCLI(LightningCLI):
             help="fit: score the validation sets once before training (step 0, not when resuming), so the "
                  "summary at the end compares before with after",
         )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        # Always present, whatever a YAML's callbacks: the run's summary and, unless bars are off, one bar for the run.
+        callbacks = [*callbacks, RunSummary()]
+        if config.get("enable_progress_bar", True) is not False:
+            callbacks.append(StepProgressBar())
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
         config = self.config[self.subcommand]
@@ -123,8 +131,7 @@ def main(args: ArgsType = None) -> None:
             LightningModule,
             ToolCallDataModule,
             subclass_mode_model=True,
-            # Callbacks here are always present (a YAML's callbacks add to them): one bar for the run, a summary.
-            trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [StepProgressBar(), RunSummary()]},
+            trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": False},
             parser_kwargs={"description": DESCRIPTION},
             auto_configure_optimizers=False,
