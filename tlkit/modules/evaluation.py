@@ -50,12 +50,12 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 def generate(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-             do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
-    """New tokens for left-padded prompts, stopping at any of `stop_token_ids`; shape (b, new)."""
+             stop_ids: list[int], do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
+    """New tokens for left-padded prompts, stopping at any of `stop_ids` (`stop_token_ids`); shape (b, new)."""
     out = model.generate(
         input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
         temperature=temperature if do_sample else None, top_p=None, top_k=None,
-        eos_token_id=stop_token_ids(model, tokenizer), pad_token_id=tokenizer.pad_token_id, use_cache=True,
+        eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id, use_cache=True,
     )
     return out[:, input_ids.shape[1]:]
 
@@ -100,8 +100,8 @@ class GenerationEvaluation(nn.Module):
     def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch, stage: str) -> list[dict[str, Any]]:
         """Generate, parse and score one prompt batch; returns its prediction rows."""
         started = time.perf_counter()
-        new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, self.max_new_tokens)
-        stops = stop_token_ids(model, tokenizer)
+        stops = stop_token_ids(model, tokenizer)  # the template's end of turn is found by rendering: once a batch
+        new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, self.max_new_tokens, stops)
         texts = answer_texts(tokenizer, new_tokens, stops, keep_special=batch.call_format == "auto")
         self.seconds += time.perf_counter() - started
         key = f"{stage}/{batch.name}"

@@ -184,13 +184,13 @@ class ErrorAwarePPO(ToolCallModule):
             batch = PromptBatch(batch.name, batch.call_format, [e for e in batch.examples for _ in range(k)],
                                 batch.input_ids.repeat_interleave(k, 0), batch.attention_mask.repeat_interleave(k, 0))
         self.policy.eval()
+        stop_ids = stop_token_ids(self.policy, self.tokenizer)
         responses = generate(self.policy, self.tokenizer, batch.input_ids, batch.attention_mask, hp.max_new_tokens,
-                             hp.do_sample, hp.temperature)
+                             stop_ids, hp.do_sample, hp.temperature)
         self.policy.train()
         eos = self.tokenizer.eos_token_id
         # Real tokens: everything up to and including the first stop (end-of-turn) token.
-        stop_ids = torch.tensor(stop_token_ids(self.policy, self.tokenizer), device=responses.device)
-        stops = torch.isin(responses, stop_ids).long()
+        stops = torch.isin(responses, torch.tensor(stop_ids, device=responses.device)).long()
         ended_before = stops.cumsum(-1) - stops
         response_mask = (ended_before == 0).float()
         texts = self.tokenizer.batch_decode(responses * response_mask.long() + eos * (1 - response_mask.long()), skip_special_tokens=True)
