@@ -126,6 +126,28 @@ def test_table_gives_mean_and_std_over_seeds():
     assert "| all | 45.0 ± 7.1 / 30.0 ± 0.0 / 21.0 ± 1.4 | – / – |" in text
 
 
+def test_paired_bootstrap_interval_of_a_cf_difference():
+    # 100 paired items: the row fixes 10 of none's failures and breaks 2 of its successes: +8 points
+    base = [1.0] * 40 + [0.0] * 60
+    row = [1.0] * 38 + [0.0] * 2 + [1.0] * 10 + [0.0] * 50
+    mean, low, high = ablate.paired_bootstrap(row, base)
+    assert mean == pytest.approx(0.08)
+    # the normal paired interval: sd of the per-item difference 0.337, so 0.08 +- 1.96 * 0.0337 = [0.014, 0.146]
+    assert 0.005 < low < 0.03 and 0.13 < high <= 0.16
+    assert ablate.paired_bootstrap(base, base) == (0.0, 0.0, 0.0)  # the same answers: no difference, none possible
+    # unpaired resampling would see noise here; pairing sees that the two rows agree on all but one item
+    mean, low, high = ablate.paired_bootstrap(base[:-1] + [1.0], base)
+    assert (mean, low) == (pytest.approx(0.01), 0.0) and high <= 0.03
+    with pytest.raises(ValueError, match="equally long"):
+        ablate.paired_bootstrap(row[:-1], base)
+
+
+def test_comparison_marks_rows_whose_interval_excludes_zero():
+    text = ablate.format_comparison({"pkt": {"BFCL": (8.0, 2.0, 14.0), "Seal": (1.0, -3.0, 5.0)}}, ["BFCL", "Seal", "X"])
+    assert "| pkt | +8.0 [+2.0, +14.0]* | +1.0 [-3.0, +5.0] | – |" in text
+    assert ablate.format_comparison({}, ["BFCL"]) == ""
+
+
 def test_without_matplotlib_the_chart_is_skipped_with_a_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     table = {"none": {"BFCL": {"TS": [10.0], "PI": [5.0], "CF": [0.0], "n": [50]}}}
@@ -163,6 +185,9 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
     table = (out / "table.md").read_text()
     assert "| row | BFCL_v3_multiple (n=2) | BFCL_v3_multiple+heavy (n=2) | key acc / CE |" in table
     assert "\n| none | " in table and "\n| irm | " in table
+    assert "CF against row `none`, in points" in table and table.count("\n| irm | ") == 2  # its scores, its difference
+    items = json.loads(done[0].read_text())["items"]
+    assert sorted(items) == ["BFCL_v3_multiple", "BFCL_v3_multiple+heavy"] and len(items["BFCL_v3_multiple"]) == 2
     assert (out / "chart.png").stat().st_size > 0
     stamps = [p.stat().st_mtime_ns for p in done]
     capsys.readouterr()

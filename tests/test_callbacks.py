@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tlkit.callbacks import format_comparison, top_categories
+from tlkit.callbacks import format_comparison, format_rollouts, top_categories
 from tlkit.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +21,15 @@ def test_the_comparison_shows_each_set_before_and_after_with_its_commonest_categ
     assert table[2].split()[:10] == ["BFCL_v3_simple", "1.0", "->", "89.0", "1.0", "->", "80.0", "0.0", "->", "45.0"]
     assert table[2].endswith("format_error 97%, wrong_tool 2% | correct 45%, content_error 30%")
     assert top_categories({"category/correct": 0.0}) == "-"
+
+
+def test_the_rollout_line_compares_the_first_quarter_of_rollouts_with_the_last():
+    rollouts = [{"reward_mean": r, "category/correct": c, "category/format_error": 1 - c}
+                for r, c in [(-2.0, 0.0), (-1.0, 0.25), (0.0, 0.5), (0.5, 0.5), (1.0, 0.75), (2.0, 1.0), (2.0, 1.0), (3.0, 1.0)]]
+    line = format_rollouts(rollouts)
+    assert line.startswith("rollouts (8), first 2 rollouts -> last 2 rollouts: mean reward -1.50 -> +2.50; ")
+    assert line.endswith("format_error 88%, correct 12% | correct 100%")
+    assert format_rollouts(rollouts[:1]).startswith("rollouts (1), first rollout -> last rollout: mean reward -2.00 -> -2.00")
 
 
 def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summary(tmp_path, monkeypatch, capsys):

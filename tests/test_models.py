@@ -48,6 +48,32 @@ def test_lora_trains_only_the_adapter_and_exports_merged(tmp_path, tokenizer):
         assert torch.allclose(module(ids, torch.ones_like(ids)), expected, atol=1e-5)
 
 
+def saved_activation_bytes(module: WeightedSFT, ids: torch.Tensor) -> int:
+    """Bytes autograd keeps for the backward pass of one forward."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(ids, torch.ones_like(ids))
+    return total
+
+
+def test_gradient_checkpointing_is_in_effect_on_pretrained_weights(tmp_path, tokenizer):
+    # from_pretrained returns a model in eval mode, where transformers skips checkpointing without a word
+    torch.manual_seed(0)
+    folder = export_pretrained(load_causal_lm(MODEL), tokenizer, str(tmp_path / "pretrained"))
+    ids = torch.randint(0, 200, (2, 256))
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"}
+    plain = WeightedSFT(str(folder), tokenizer, lora=lora)
+    checkpointed = WeightedSFT(str(folder), tokenizer, lora=lora, gradient_checkpointing=True)
+    assert all(m.training for m in checkpointed.policy.modules())
+    assert saved_activation_bytes(checkpointed, ids) < saved_activation_bytes(plain, ids) / 2
+
+
 def test_tokenizer_and_model_that_do_not_belong_together(tokenizer, tmp_path):
     from transformers import AutoConfig
 

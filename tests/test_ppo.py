@@ -252,7 +252,7 @@ def test_the_adaptive_kl_steps_on_every_processs_kl(tokenizer, prompts, monkeypa
     assert module.kl.value == pytest.approx(0.3 * (1 + 0.1 * 8 / 8))  # error 6.6 / 6 - 1 over 8 answers
 
 
-def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monkeypatch):
+def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monkeypatch, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from tlkit.cli import main
@@ -271,6 +271,8 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     assert "val/test_in_domain_subset/ts" in scalars
     assert "ppo/samples/text_summary" in events.Tags()["tensors"]
     assert (tmp_path / "smoke_ppo/version_0/hf_model/config.json").exists()
+    first, last = (f"{v.value:+.2f}" for v in events.Scalars("ppo/reward_mean"))
+    assert f"rollouts (2), first rollout -> last rollout: mean reward {first} -> {last}" in capsys.readouterr().out
 
 
 def test_policy_starts_from_a_weighted_sft_checkpoint(tokenizer, tmp_path):

@@ -206,6 +206,33 @@ def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
     return metrics
 
 
+def read_item_scores(folder: Path) -> dict[str, dict[int, float]]:
+    """CF (0 or 1) of each test record, per eval set, keyed by the record's index in its set."""
+    scores: dict[str, dict[int, float]] = {}
+    for path in sorted((folder / "predictions").glob("test-step*-*.jsonl")):
+        match = re.fullmatch(r"test-step\d+-(.+?)(?:\.rank\d+)?\.jsonl", path.name)
+        if match:
+            for i, line in enumerate(path.read_text().splitlines()):
+                record = json.loads(line) if line else {}
+                if "cf" in record:
+                    scores.setdefault(match.group(1), {})[int(record.get("index", i))] = float(record["cf"])
+    return scores
+
+
+def paired_bootstrap(row: list[float], base: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of `row - base` over paired items, with its 95% percentile bootstrap interval (items resampled
+    with replacement, both scores of an item together)."""
+    import torch
+
+    if len(row) != len(base) or not row:
+        raise ValueError(f"paired bootstrap needs two equally long, non-empty lists (got {len(row)} and {len(base)})")
+    diff = torch.tensor(row, dtype=torch.float64) - torch.tensor(base, dtype=torch.float64)
+    picks = torch.randint(len(diff), (resamples, len(diff)), generator=torch.Generator().manual_seed(seed))
+    means = diff[picks].mean(dim=1)
+    low, high = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return diff.mean().item(), low, high
+
+
 def read_teacher_forced(folder: Path) -> dict[str, float]:
     """Key-token accuracy (percent) and plain cross-entropy of the test run, from its TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -260,7 +287,8 @@ def run_stage(stage: Stage, overrides: dict[str, list[str]]) -> dict[str, Any]:
                        "run tlkit ablate again to retry it, finished stages are kept")
     record = {"row": stage.row, "seed": stage.seed, "stage": stage.kind, "commands": commands,
               "hf_model": str(stage.folder / "hf_model"), "seconds": round(time.time() - started, 1),
-              "metrics": read_test_metrics(stage.folder / "test"), "teacher_forced": read_teacher_forced(stage.folder / "test")}
+              "metrics": read_test_metrics(stage.folder / "test"), "teacher_forced": read_teacher_forced(stage.folder / "test"),
+              "items": read_item_scores(stage.folder / "test")}
     done.with_suffix(".tmp").write_text(json.dumps(record, indent=2) + "\n")
     done.with_suffix(".tmp").replace(done)  # atomic: a done.json is always complete
     return record
@@ -316,6 +344,48 @@ def format_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: lis
     return "\n".join(lines) + "\n"
 
 
+def compare_with_none(rows: list[str], seeds: list[int], out: Path) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """row -> eval set -> CF difference against row `none` in points, with its 95% paired bootstrap interval;
+    items are (seed, record) pairs present in both rows."""
+    def items(row: str, seed: int) -> dict[str, dict[str, float]]:
+        return json.loads((final_folder(row, seed, out) / "done.json").read_text()).get("items", {})
+
+    comparison: dict[str, dict[str, tuple[float, float, float]]] = {}
+    if "none" not in rows:
+        return comparison
+    base = {seed: items("none", seed) for seed in seeds}
+    for row in rows:
+        if row == "none":
+            continue
+        for seed in seeds:
+            for name, scores in items(row, seed).items():
+                pairs = comparison.setdefault(row, {}).setdefault(name, [])  # type: ignore[arg-type]
+                pairs += [(v, base[seed][name][k]) for k, v in scores.items() if k in base[seed].get(name, {})]
+        for name, pairs in comparison.get(row, {}).items():
+            mean, low, high = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+            comparison[row][name] = (100 * mean, 100 * low, 100 * high)
+    return comparison
+
+
+def format_comparison(comparison: dict[str, dict[str, tuple[float, float, float]]], sets: list[str]) -> str:
+    """Markdown: CF of each row minus CF of `none`, in points, with its 95% interval; * where it excludes 0."""
+    if not comparison:
+        return ""
+    lines = ["", "CF against row `none`, in points: mean difference over paired test items [95% paired bootstrap "
+             "interval, 10,000 resamples]; * where the interval excludes 0.", "",
+             "| row | " + " | ".join(sets) + " |", "|---|" + "---:|" * len(sets)]
+    for row, cells in comparison.items():
+        values = []
+        for name in sets:
+            if name not in cells:
+                values.append("–")
+                continue
+            mean, low, high = cells[name]
+            values.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]" + ("*" if low > 0 or high < 0 else ""))
+        lines.append(f"| {row} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_chart(table: dict[str, dict[str, dict[str, list[float]]]], path: Path) -> bool:
     """Grouped bars of TS / PI / CF per row, one panel per eval set; False when matplotlib is missing."""
     try:
@@ -367,7 +437,7 @@ def main(args: list[str] | None = None) -> None:
         for stage in plan(rows, seed, out):
             run_stage(stage, overrides)
     table = collect(rows, seeds, out)
-    text = format_table(table, seeds)
+    text = format_table(table, seeds) + format_comparison(compare_with_none(rows, seeds, out), eval_sets(table))
     (out / "table.md").write_text(text)
     print(text)
     print(f"tlkit ablate: wrote {out / 'table.md'}")

@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 # `val/<eval set>/<metric>`: what generation-based evaluation logs per eval set.
 EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|category/.+)$")
+# What ErrorAwarePPO logs of each rollout: its mean reward and the share of each error category.
+ROLLOUT_KEY = re.compile(r"^ppo/(?P<metric>reward_mean|category/.+)$")
 
 
 def peak_memory_gb() -> float:
@@ -51,7 +53,13 @@ class RunSummary(Callback):
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.evaluations: list[tuple[int, dict[str, dict[str, float]]]] = []  # (step, {set: {metric: value}})
+        self.rollouts: list[dict[str, float]] = []  # PPO: {metric: value} of each rollout
         self.log_dir: str | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        rollout = {m["metric"]: float(v) for k, v in trainer.callback_metrics.items() if (m := ROLLOUT_KEY.match(k))}
+        if rollout:
+            self.rollouts.append(rollout)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.log_dir = trainer.log_dir  # every rank asks here: it is a collective under DDP, the report is not
@@ -68,6 +76,8 @@ class RunSummary(Callback):
 
     def report(self, trainer: L.Trainer) -> str:
         lines = []
+        if self.rollouts:
+            lines += [format_rollouts(self.rollouts), ""]
         if self.evaluations:
             lines += [format_comparison(self.evaluations[0], self.evaluations[-1]), ""]
         lines.append(f"wall time {format_seconds(time.perf_counter() - self.started)}, "
@@ -105,6 +115,20 @@ def format_comparison(first: tuple[int, dict[str, dict[str, float]]], last: tupl
         cells = " ".join(f"{_pct(b.get(m)):>5s} -> {_pct(a.get(m)):>5s}" for m in ("ts", "pi", "cf"))
         lines.append(f"{name[:28]:28s}  {cells}  {top_categories(b)} | {top_categories(a)}")
     return "\n".join(lines)
+
+
+def format_rollouts(rollouts: list[dict[str, float]]) -> str:
+    """Mean reward and commonest categories of the first quarter of the rollouts against the last
+    (a quarter, at least one: a single rollout of a few prompts is noisy)."""
+    k = max(1, len(rollouts) // 4)
+
+    def mean(part: list[dict[str, float]]) -> dict[str, float]:
+        return {key: sum(r.get(key, 0.0) for r in part) / len(part) for key in part[0]}
+
+    first, last = mean(rollouts[:k]), mean(rollouts[-k:])
+    span = "rollout" if k == 1 else f"{k} rollouts"
+    return (f"rollouts ({len(rollouts)}), first {span} -> last {span}: mean reward {first['reward_mean']:+.2f} -> "
+            f"{last['reward_mean']:+.2f}; {top_categories(first)} | {top_categories(last)}")
 
 
 def _pct(value: float | None) -> str:

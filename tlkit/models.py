@@ -170,13 +170,15 @@ def has_weights(path: str) -> bool:
 
 def load_causal_lm(source: str, dtype: str | None = None) -> PreTrainedModel:
     """Pretrained weights from a model source (see `resolve_model_source`), or a fresh model from its
-    `config.json` when it has none."""
+    `config.json` when it has none; in training mode either way."""
     path = resolve_model_source(source)
     if not (Path(path) / "config.json").exists():
         raise FileNotFoundError(f"model folder {path!r} has no config.json (tlkit reads local folders only)")
     torch_dtype = getattr(torch, dtype) if dtype else None
     if has_weights(path):
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
+        # In training mode: from_pretrained returns eval mode, Lightning keeps each submodule's mode, and
+        # transformers checkpoints activations only in training mode (silently off otherwise: +5 GB here).
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True).train()
     log.warning("%s holds no weights: building the model its config.json describes, randomly initialised", path)
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     return AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
