@@ -272,7 +272,10 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     assert "ppo/samples/text_summary" in events.Tags()["tensors"]
     assert (tmp_path / "smoke_ppo/version_0/hf_model/config.json").exists()
     first, last = (f"{v.value:+.2f}" for v in events.Scalars("ppo/reward_mean"))
-    assert f"rollouts (2), first rollout -> last rollout: mean reward {first} -> {last}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"rollouts (2), first rollout -> last rollout: mean reward {first} -> {last}" in out
+    # the bar counts rollouts (training batches), not the optimiser steps PPO takes within each
+    assert "Training batches: 100%" in out and "2/2 [" in out
 
 
 def test_policy_starts_from_a_weighted_sft_checkpoint(tokenizer, tmp_path):

@@ -25,20 +25,28 @@ def peak_memory_gb() -> float:
 
 
 class StepProgressBar(TQDMProgressBar):
-    """One training bar for the whole run: optimiser steps out of the run's total, with the run's ETA
-    (Lightning's own bar restarts each epoch, and shows `Epoch 0/-2` when only `max_steps` is set)."""
+    """One training bar for the whole run: training steps out of the run's total, with the run's ETA
+    (Lightning's own bar restarts each epoch, and shows `Epoch 0/-2` when only `max_steps` is set).
+    A step is an optimiser step; under manual optimisation (PPO: several optimiser steps per rollout)
+    it is a training batch, as Lightning's total counts it."""
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+    @staticmethod
+    def steps_done(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+        if pl_module.automatic_optimization:
+            return trainer.global_step
+        return trainer.fit_loop.epoch_loop.batch_progress.total.processed  # this batch included
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         bar, total = self.train_progress_bar, int(trainer.estimated_stepping_batches)
         if bar.total != total:  # once per run (or after a resume): later epochs keep the rate and the ETA
             bar.reset(total=total)
-            bar.initial = bar.n = trainer.global_step
-            bar.set_description("Training steps")
+            bar.initial = bar.n = self.steps_done(trainer, pl_module)
+            bar.set_description("Training steps" if pl_module.automatic_optimization else "Training batches")
             bar.refresh()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        bar, step = self.train_progress_bar, trainer.global_step
+        bar, step = self.train_progress_bar, self.steps_done(trainer, pl_module)
         if step != bar.n and self._should_update(step, bar.total):
             bar.n = step
             bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes the bar

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import logging
-import os
 import re
 import sys
 import warnings
@@ -15,6 +13,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
+from tlkit.allocator import fix_mmap_threshold
 from tlkit.callbacks import RunSummary, StepProgressBar
 from tlkit.data.datamodule import ToolCallDataModule
 from tlkit.data.records import RecordError
@@ -121,29 +120,9 @@ def quiet_console() -> None:
     datasets.disable_progress_bars()
 
 
-# glibc's malloc serves blocks below this size from its heap, and above it with mmap.
-MMAP_THRESHOLD = 4 << 20
-
-
-def limit_heap_fragmentation() -> None:
-    """Keep glibc's mmap threshold fixed at 4 MB (unless MALLOC_MMAP_THRESHOLD_ sets it).
-
-    glibc raises the threshold to 32 MB as large blocks are freed, after which a training step's
-    activations (megabytes each) come from the heap, which fragments and never shrinks: the default
-    run grew to 4.9 GB resident in 6 steps, 3.0 GB with the threshold fixed, at the same speed
-    (256 KB: 2.0 GB but 36% slower). No effect elsewhere (macOS, musl).
-    """
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    try:
-        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def main(args: ArgsType = None) -> None:
     """`tlkit fit | validate | test | predict` (LightningCLI), and `tlkit score | ablate` beside them."""
-    limit_heap_fragmentation()
+    fix_mmap_threshold()  # before anything large is allocated
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] in EXTRA_VERBS:
         importlib.import_module(EXTRA_VERBS[argv[0]]).main(argv[1:])
