@@ -72,3 +72,18 @@ def test_weighted_loss_hand_computed(reduction):
         3 * c[0][0] + c[0][1] + c[0][2] + c[1][0] + 2 * c[1][1] + c[1][2]) / 9
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert plain.item() == pytest.approx((c[0][0] + c[0][1] + c[0][2] + c[1][0] + c[1][1] + c[1][2]) / 6, rel=1e-6)
+
+
+def test_chunked_cross_entropy_equals_the_whole_batch_in_value_and_gradient():
+    import torch.nn.functional as F
+
+    from tlkit.weighting import token_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(1100, 300, requires_grad=True)
+    targets = torch.randint(0, 300, (1100,))
+    chunked = token_cross_entropy(logits, targets, chunk=512)  # chunks of 512, 512 and 76
+    (grad_chunked,) = torch.autograd.grad((chunked * torch.arange(1100)).sum(), logits)
+    whole = F.cross_entropy(logits, targets, reduction="none")
+    (grad_whole,) = torch.autograd.grad((whole * torch.arange(1100)).sum(), logits)
+    assert torch.allclose(chunked, whole, atol=1e-6) and torch.allclose(grad_chunked, grad_whole, atol=1e-6)
