@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = ROOT / "experiments/ablations"
 CONFIGS = sorted(ABLATIONS.glob("*.yaml"))
 PKT = "model.init_args.weighting"
-# What each row changes against its base (SFT rows: base_sft; IRM rows: base_ppo), as key prefixes.
+# What each row changes against its base (SFT rows: base_sft; IRM rows: base_ppo, which starts from row
+# `none` as row `irm` does), as key prefixes.
 CHANGES = {
     "none": set(), "mae": {"data.mae"}, "pkt": {PKT}, "mae_pkt": {"data.mae", PKT},
-    "irm": {"model.init_args.model"}, "mae_irm": {"model.init_args.model", "data.mae"},
+    "irm": set(), "mae_irm": {"model.init_args.model", "data.mae"},
     "pkt_irm": {"model.init_args.model"}, "all": {"model.init_args.model", "data.mae"},
 }
 
@@ -161,10 +162,11 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
     multiple = "experiments/data/bfcl_v3/BFCL_v3_multiple.json"
     short = [  # a few steps, two tiny test sets (clean and heavy noise), nothing else
         "trainer.max_steps=2", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0", "trainer.val_check_interval=1",
-        "trainer.limit_test_batches=1", "data.batch_size=2", "model.init_args.max_new_tokens=8", "data.val=null",
+        "trainer.limit_test_batches=1", "data.batch_size=2", "data.eval_batch_size=2", "model.init_args.max_new_tokens=8", "data.val=null",
         "data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
         f"data.test=[{{path: {multiple}, format: bfcl}}, {{path: {multiple}, format: bfcl, noise: heavy}}]",
         f"data.cache_dir={tmp_path / 'cache'}",
+        "sft:model.init_args.model=experiments/models/tiny-llama",  # PPO starts from the SFT stage's export
     ]
     out = tmp_path / "ablations"
     args = ["--rows", "none,irm", "--out", str(out), *(a for o in short for a in ("--override", o))]
