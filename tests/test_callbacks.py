@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from tlkit.callbacks import format_comparison, format_rollouts, top_categories
 from tlkit.cli import main
 
@@ -52,6 +54,11 @@ def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summar
     events = EventAccumulator(str(tmp_path / "runs/smoke/version_0")).Reload()
     steps = [e.step for e in events.Scalars("val/BFCL_v3_simple/cf")]
     assert len(steps) == 2 and steps[0] == 0 < steps[1]  # before training, and after
+    # the knobs an ablation varies, in hparams.yaml and against the last scores in the HPARAMS view
+    hparams = yaml.safe_load((tmp_path / "runs/smoke/version_0/hparams.yaml").read_text())
+    assert hparams["weighting"] == "KeyTokenWeighting" and hparams["w_max"] == 9.0 and hparams["data.mae"] is True
+    assert hparams["lr"] > 0 and hparams["reduction"] == "turn" and "seal_tools" in hparams["data.train"]
+    assert "hp/BFCL_v3_simple/cf" in events.Tags()["scalars"]
 
 
 def test_last_export_names_the_newest_fit_and_is_replaced_atomically(tmp_path):

@@ -31,6 +31,25 @@ def test_help_lists_the_options(capsys):
         assert option in text, option
 
 
+def test_usage_and_an_unknown_command_list_every_verb(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "usage: tlkit [-h] {fit,validate,test,predict,score,ablate} ..." in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        main(["scor", "--help"])
+    message = str(exit.value.code)
+    assert "unknown command 'scor'" in message and "score, ablate" in message and "did you mean 'score'?" in message
+
+
+def test_a_misspelt_lora_setting_is_named_when_the_config_is_parsed(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", "--config", "experiments/smoke.yaml", "--model.init_args.lora={r: 8, lora_alpah: 16}", "--print_config"])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert "Unexpected keys: {'lora_alpah'}" in error and "Traceback" not in error
+
+
 def test_malformed_record_names_file_record_and_field(tmp_path, monkeypatch, shared_data):
     monkeypatch.chdir(ROOT)
     broken = tmp_path / "seal"

@@ -48,6 +48,21 @@ def test_lora_trains_only_the_adapter_and_exports_merged(tmp_path, tokenizer):
         assert torch.allclose(module(ids, torch.ones_like(ids)), expected, atol=1e-5)
 
 
+def test_an_adapter_export_names_its_base_so_that_it_loads_from_anywhere(tmp_path, tokenizer, monkeypatch):
+    from peft import AutoPeftModelForCausalLM
+
+    export_pretrained(load_causal_lm(MODEL), tokenizer, str(tmp_path / "base"))
+    monkeypatch.chdir(tmp_path)  # the base named relatively, as in a YAML
+    module = WeightedSFT("base", tokenizer, lora={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    out = export_pretrained(module.policy, tokenizer, "adapter", merge_lora=False)
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter")
+    assert loaded.peft_config["default"].base_model_name_or_path == str(tmp_path / "base")
+
+
 def saved_activation_bytes(module: WeightedSFT, ids: torch.Tensor) -> int:
     """Bytes autograd keeps for the backward pass of one forward."""
     total = 0

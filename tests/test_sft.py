@@ -135,8 +135,13 @@ def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, cap
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
     main(["test", "--config", str(ROOT / "experiments/smoke.yaml"), f"--ckpt_path={checkpoint}", *fit_args(tmp_path)[3:],
           "--trainer.limit_test_batches=1"])
-    table = capsys.readouterr().out
+    console = capsys.readouterr()
+    table = console.out
     assert "BFCL_v3_simple" in table and "BFCL_v3_multiple" in table and "TS" in table
+    # one table, tlkit's: not Lightning's, one per dataloader; and no noise a user cannot act on
+    assert table.count("BFCL_v3_multiple") == 1 and "Test metric" not in table
+    for noise in ("The dirpath has changed", "Tip", "LeafSpec", "Generating train split", "randomly initialised"):
+        assert noise not in console.out + console.err, noise
     # a second run gets its own folder: nothing of the first is overwritten
     main(fit_args(tmp_path))
     assert (tmp_path / "runs/smoke/version_2/checkpoints").exists()  # version_1 was the test run

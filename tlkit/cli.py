@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import re
@@ -34,6 +35,8 @@ DESCRIPTION = (
 
 # Verbs beside LightningCLI's own, each a module with `main(args)`.
 EXTRA_VERBS = {"score": "tlkit.score", "ablate": "tlkit.ablate"}
+VERBS = ("fit", "validate", "test", "predict", *EXTRA_VERBS)
+USAGE = f"tlkit [-h] {{{','.join(VERBS)}}} ..."
 
 
 class TLKitCLI(LightningCLI):
@@ -48,6 +51,16 @@ class TLKitCLI(LightningCLI):
                  "summary at the end compares before with after",
         )
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):  # tlkit prints one table of its own, not one per dataloader
+            parser.set_defaults(verbose=False)
+        return parser
+
+    def _add_subcommands(self, parser, **kwargs) -> None:
+        super()._add_subcommands(parser, **kwargs)
+        parser.usage = USAGE  # set after the subcommands, whose usage lines would otherwise repeat it
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         # Always present, whatever a YAML's callbacks: the run's summary and, unless bars are off, one bar for the run.
         callbacks = [*callbacks, RunSummary()]
@@ -57,6 +70,8 @@ class TLKitCLI(LightningCLI):
 
     def before_fit(self) -> None:
         config = self.config[self.subcommand]
+        for logger in self.trainer.loggers:  # merged into hparams.yaml with the module's own hyperparameters
+            logger.log_hyperparams(experiment_knobs(config))
         if config.get("validate_before_fit") and not config.get("ckpt_path"):
             # As fit's own validation does (no_grad, not inference_mode): metric states made here are
             # updated in place by the validations during fit, which inference tensors refuse.
@@ -65,7 +80,14 @@ class TLKitCLI(LightningCLI):
 
     def after_fit(self) -> None:
         summary = next((c for c in self.trainer.callbacks if isinstance(c, RunSummary)), None)
-        if summary is not None and self.trainer.is_global_zero:
+        if summary is None:
+            return
+        if summary.evaluations:  # TensorBoard's HPARAMS view: the knobs against the last scores
+            final = {f"hp/{name}/{metric}": value for name, scores in summary.evaluations[-1][1].items()
+                     for metric, value in scores.items() if metric in ("ts", "pi", "cf")}
+            for logger in self.trainer.loggers:
+                logger.log_hyperparams(experiment_knobs(self.config[self.subcommand]), final)
+        if self.trainer.is_global_zero:
             print(summary.report(self.trainer))
 
     def before_instantiate_classes(self) -> None:
@@ -87,6 +109,25 @@ class TLKitCLI(LightningCLI):
             while (folder / f"config.resume{k}.yaml").exists():
                 k += 1
             self.save_config_kwargs["config_filename"] = f"config.resume{k}.yaml"
+
+
+def experiment_knobs(config) -> dict[str, Any]:
+    """What ablations vary, flat and readable: the module, its weighting, learning rate and LoRA rank,
+    MAE, the reduction and the training files. Read from the parsed config, as the user wrote it."""
+    model = config.model.init_args
+    optimizer = model.get("optimizer") or model.get("actor_optimizer")
+    weighting = model.get("weighting")
+    knobs = {
+        "module": str(config.model.class_path).rsplit(".", 1)[-1],
+        "weighting": str(weighting.class_path).rsplit(".", 1)[-1] if weighting else None,
+        "w_max": weighting.init_args.get("w_max") if weighting else None,
+        "reduction": model.get("reduction"),
+        "lr": optimizer.init_args.get("lr") if optimizer else None,
+        "lora_r": (model.get("lora") or {}).get("r"),
+        "data.mae": config.data.mae,
+        "data.train": ", ".join(f"{f.path} ({f.format})" for f in config.data.train or []),
+    }
+    return {k: v for k, v in knobs.items() if v is not None}
 
 
 def run_folder(ckpt_path: str, root: Path) -> Path | None:
@@ -114,6 +155,8 @@ def quiet_console() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).addFilter(DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # A test or a resume from a checkpoint written elsewhere: tlkit names its own run folder.
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")  # peft asks transformers 5
     import datasets
 
@@ -127,6 +170,10 @@ def main(args: ArgsType = None) -> None:
     if argv and argv[0] in EXTRA_VERBS:
         importlib.import_module(EXTRA_VERBS[argv[0]]).main(argv[1:])
         return
+    if argv and not argv[0].startswith("-") and argv[0] not in VERBS:  # argparse's own error omits score / ablate
+        close = difflib.get_close_matches(argv[0], VERBS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise SystemExit(f"usage: {USAGE}\ntlkit: error: unknown command '{argv[0]}' (choose from {', '.join(VERBS)}){hint}")
     quiet_console()
     try:
         TLKitCLI(

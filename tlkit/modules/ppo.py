@@ -18,7 +18,7 @@ from torch import nn
 from tlkit import rl
 from tlkit.classify import Category
 from tlkit.data.batching import PromptBatch
-from tlkit.models import apply_lora, load_causal_lm
+from tlkit.models import LoraSettings, apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
 from tlkit.modules.evaluation import generate, stop_token_ids
 from tlkit.rewards import ErrorCategoryReward
@@ -98,7 +98,7 @@ class ErrorAwarePPO(ToolCallModule):
         model: str,
         tokenizer: Any = None,
         reward: ErrorCategoryReward | None = None,
-        lora: dict[str, Any] | None = None,
+        lora: LoraSettings | None = None,
         dtype: str | None = None,
         advantage: Literal["gae", "grpo", "rloo"] = "gae",
         group_size: int = 4,

@@ -11,7 +11,7 @@ from jsonargparse import lazy_instance
 from torch import nn
 from torchmetrics import MeanMetric
 
-from tlkit.models import apply_lora, load_causal_lm
+from tlkit.models import LoraSettings, apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
 from tlkit.weighting import KeyTokenWeighting, Reduction, Weighting, weighted_cross_entropy
 
@@ -46,7 +46,7 @@ class WeightedSFT(ToolCallModule):
         tokenizer: Any = None,
         weighting: Weighting = lazy_instance(KeyTokenWeighting),
         reduction: Reduction = "turn",
-        lora: dict[str, Any] | None = None,
+        lora: LoraSettings | None = None,
         dtype: str | None = None,
         gradient_checkpointing: bool = False,
         eval_generation: bool = True,
