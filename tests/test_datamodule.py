@@ -126,4 +126,7 @@ def test_evaluation_prompts_come_in_their_own_batch_size(tmp_path):
     dm.setup("validate")
     loss, prompts = dm.val_dataloader()
     assert loss.batch_size == 4 and prompts.batch_size == 16
+    # the loss batches, longest first: every record once, similar lengths together (little padding)
+    widths = [batch["input_ids"].shape[1] for batch in loss]
+    assert widths == sorted(widths, reverse=True) and sum(len(b["input_ids"]) for b in loss) == 100
     assert [len(batch.examples) for batch in prompts] == [16] * 6 + [4]  # every one of the 100 records, once
