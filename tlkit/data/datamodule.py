@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch, ResumableLoader
+from tlkit.data.chat_template import paper_chat_template
 from tlkit.data.features import encode, fit_prompt
 from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
@@ -57,8 +58,8 @@ class ToolCallDataModule(L.LightningDataModule):
         train: Training files, each `{path, format}`.
         val: Validation files.
         test: Test files.
-        format: How a trajectory is rendered: `paper` (Python calls, the paper's roles), `json`,
-            or `chat_template` (the tokenizer's own, with `tools=`).
+        format: How a trajectory is rendered: `paper` (Python calls, the paper's roles; the tokenizer, and so
+            the export, gets it as its chat template), `json`, or `chat_template` (the tokenizer's own, with `tools=`).
         max_length: Token limit per trajectory and prompt. A trajectory is cut at it (turns past it
             are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
             tools. Both are counted per file.
@@ -102,6 +103,8 @@ class ToolCallDataModule(L.LightningDataModule):
         super().__init__()
         self.tokenizer_path = tokenizer
         self.tokenizer = load_tokenizer(tokenizer)
+        if format == "paper":  # the module's tokenizer, saved by the export: served, it builds the prompts trained on
+            self.tokenizer.chat_template = paper_chat_template(self.tokenizer)
         self.files = {"train": train or [], "val": val or [], "test": test or []}
         self.format, self.max_length, self.batch_size = format, max_length, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -211,7 +214,7 @@ class ToolCallDataModule(L.LightningDataModule):
 
     def loader(self, split: str) -> DataLoader:
         """The token batches of a split (for evaluation), longest first: similar lengths share a batch,
-        so little is padding (a third of the time of file order on the ablation's test sets), and a
+        so little is padding (22% fewer padded tokens than file order on the ablation's test sets), and a
         batch too large for memory fails at once."""
         lengths = self.features[split]["length"] if split in self.features else []
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
