@@ -90,7 +90,7 @@ def training_prompts(args):
     """tlkit's training prompts of the Seal-Tools subset, in one fixed order, and the DataModule that collates them."""
     from tlkit import DataFile, ToolCallDataModule
 
-    dm = ToolCallDataModule(args.model, train=[DataFile(str(PROMPTS), "seal_tools")], format="paper",
+    dm = ToolCallDataModule(args.model, train=[DataFile(str(PROMPTS), "seal_tools")], prompt_format="paper",
                             train_target="prompts", cache_dir=args.cache_dir, seed=0)
     examples = dm.train_prompts()
     random.Random(0).shuffle(examples)

@@ -71,7 +71,7 @@ def tlkit_data(args):
     from tlkit import DataFile, ToolCallDataModule
 
     path, reader = data_path(args.data_root, args.dataset)
-    dm = ToolCallDataModule(args.model, train=[DataFile(path, reader)], format="paper", max_length=args.max_length,
+    dm = ToolCallDataModule(args.model, train=[DataFile(path, reader)], prompt_format="paper", max_length=args.max_length,
                             batch_size=args.batch_size, cache_dir=args.cache_dir, seed=0)
     dm.setup("fit")
     return dm

@@ -166,9 +166,9 @@ def test_the_data_module_gives_the_paper_format_its_template_and_leaves_others_a
     tokenizer = load_tokenizer(MODEL)
     tokenizer.chat_template = own
     tokenizer.save_pretrained(folder)
-    assert ToolCallDataModule(str(folder), format="paper").tokenizer.chat_template == PAPER_CHAT_TEMPLATE
+    assert ToolCallDataModule(str(folder), prompt_format="paper").tokenizer.chat_template == PAPER_CHAT_TEMPLATE
     for format in ("json", "chat_template"):
-        assert ToolCallDataModule(str(folder), format=format).tokenizer.chat_template == own
+        assert ToolCallDataModule(str(folder), prompt_format=format).tokenizer.chat_template == own
 
 
 def test_the_export_of_a_fit_serves_the_training_prompts(tmp_path, monkeypatch):

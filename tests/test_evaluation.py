@@ -102,7 +102,7 @@ def test_irrelevance_answered_with_no_call_scores_full_marks():
 def test_ppo_reward_judges_every_call():
     """ErrorAwarePPO.score (the reward call site) on a real three-call Seal-Tools turn."""
     dm = ToolCallDataModule(MODEL, train=[DataFile(str(FIXTURES / "seal_tools/dev_multi.jsonl"), "seal_tools")],
-                            cache_dir=None, train_target="prompts", format="json")
+                            cache_dir=None, train_target="prompts", prompt_format="json")
     examples = dm.train_prompts()
     batch = dm.prompt_collate("train", examples)
     gold = [render_calls(e.gold, "json")[0] for e in examples]

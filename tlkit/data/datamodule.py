@@ -25,11 +25,11 @@ from tlkit.data.features import encode, fit_prompt
 from tlkit.data.loading import DataFile, code_stamp, read_records
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.records import Message, Trajectory
-from tlkit.data.render import RenderFormat
+from tlkit.data.render import PromptFormat
 from tlkit.models import load_tokenizer
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
-# How answers are parsed in each render format (chat templates write their own syntaxes: detect each).
+# How answers are parsed in each prompt format (chat templates write their own syntaxes: detect each).
 CALL_FORMATS = {"paper": "python", "json": "json", "chat_template": "auto"}
 # What was done to a trajectory or prompt longer than `max_length` tokens.
 OVER_LENGTH = {
@@ -58,7 +58,7 @@ class ToolCallDataModule(L.LightningDataModule):
         train: Training files, each `{path, format}`.
         val: Validation files.
         test: Test files.
-        format: How a trajectory is rendered: `paper` (Python calls, the paper's roles; the tokenizer, and so
+        prompt_format: How a trajectory is shown to the model: `paper` (Python calls, the paper's roles; the tokenizer, and so
             the export, gets it as its chat template), `json`, or `chat_template` (the tokenizer's own, with `tools=`).
         max_length: Token limit per trajectory and prompt. A trajectory is cut at it (turns past it
             are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
@@ -86,7 +86,7 @@ class ToolCallDataModule(L.LightningDataModule):
         train: list[DataFile] | None = None,
         val: list[DataFile] | None = None,
         test: list[DataFile] | None = None,
-        format: RenderFormat = "paper",
+        prompt_format: PromptFormat = "paper",
         max_length: int = 1024,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
@@ -103,10 +103,10 @@ class ToolCallDataModule(L.LightningDataModule):
         super().__init__()
         self.tokenizer_path = tokenizer
         self.tokenizer = load_tokenizer(tokenizer)
-        if format == "paper":  # the module's tokenizer, saved by the export: served, it builds the prompts trained on
+        if prompt_format == "paper":  # the module's tokenizer, saved by the export: served, it builds the prompts trained on
             self.tokenizer.chat_template = paper_chat_template(self.tokenizer)
         self.files = {"train": train or [], "val": val or [], "test": test or []}
-        self.format, self.max_length, self.batch_size = format, max_length, batch_size
+        self.prompt_format, self.max_length, self.batch_size = prompt_format, max_length, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.group_by_length, self.num_workers, self.seed = group_by_length, num_workers, seed
         self.detector = ErrorDetector(error_substrings, error_regexes) if mae else None
@@ -133,14 +133,14 @@ class ToolCallDataModule(L.LightningDataModule):
         for file, dataset in per_file:
             self.type_counts[file.path] = Counter(outcome for outcomes in dataset["types"] for outcome in outcomes)
         records = datasets.concatenate_datasets([dataset for _, dataset in per_file])
-        settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.format, self.max_length,
+        settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.prompt_format, self.max_length,
                     None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
         fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{code_stamp()}".encode()).hexdigest()[:32]
-        tokenizer, format, max_length, detector = self.tokenizer, self.format, self.max_length, self.detector
+        tokenizer, prompt_format, max_length, detector = self.tokenizer, self.prompt_format, self.max_length, self.detector
 
         def featurize(row: dict[str, Any]) -> dict[str, Any]:
             trajectory = Trajectory.from_json(row["record"])
-            return encode(trajectory, tokenizer, format, max_length, detector)
+            return encode(trajectory, tokenizer, prompt_format, max_length, detector)
 
         features = records.map(featurize, new_fingerprint=fingerprint, desc=f"tokenising {split}")
         if split == "train":
@@ -269,7 +269,7 @@ class ToolCallDataModule(L.LightningDataModule):
         A prompt still too long is kept whole for evaluation (every example of a benchmark is scored) and
         left out of training.
         """
-        prompt, left_out, fits = fit_prompt(trajectory, index, self.format, self.tokenizer, self.max_length)
+        prompt, left_out, fits = fit_prompt(trajectory, index, self.prompt_format, self.tokenizer, self.max_length)
         if not fits:
             counts[(source, "overlong_kept" if keep_overlong else "overlong_dropped")] += 1
             if not keep_overlong:
@@ -286,7 +286,7 @@ class ToolCallDataModule(L.LightningDataModule):
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])  # left padding: generation appends
         attention_mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-        return PromptBatch(name, CALL_FORMATS[self.format], examples, input_ids, attention_mask)
+        return PromptBatch(name, CALL_FORMATS[self.prompt_format], examples, input_ids, attention_mask)
 
     def prompt_loaders(self, split: str) -> list[DataLoader]:
         """One loader of prompts per eval set, for generation-based evaluation."""

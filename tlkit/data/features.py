@@ -12,7 +12,7 @@ import numpy as np
 
 from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.records import Trajectory
-from tlkit.data.render import RenderFormat, render, render_prompt
+from tlkit.data.render import PromptFormat, render, render_prompt
 from tlkit.weighting import key_char_offsets
 
 
@@ -25,7 +25,7 @@ def token_at(starts: np.ndarray, ends: np.ndarray, char: int) -> int | None:
 def encode(
     trajectory: Trajectory,
     tokenizer: Any,
-    format: RenderFormat = "paper",
+    format: PromptFormat = "paper",
     max_length: int | None = None,
     detector: ErrorDetector | None = None,
 ) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def encode(
 
 
 def fit_prompt(
-    trajectory: Trajectory, index: int, format: RenderFormat, tokenizer: Any, max_length: int
+    trajectory: Trajectory, index: int, format: PromptFormat, tokenizer: Any, max_length: int
 ) -> tuple[str, int, bool]:
     """The prompt for the assistant turn at `index` in at most `max_length` tokens, leaving out the oldest exchanges.
 

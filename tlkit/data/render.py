@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 from tlkit.calls import CallFormat, CallSpans, python_literal, render_calls
 from tlkit.data.records import Message, Tool, Trajectory
 
-RenderFormat = Literal["paper", "json", "chat_template"]
+PromptFormat = Literal["paper", "json", "chat_template"]
 
 ROLE_MARKERS = {"system": "System:", "user": "User:", "assistant": "Assistant:", "tool": "Output:"}
 DEFAULT_SYSTEM = "You are a helpful assistant that can call tools."
@@ -174,7 +174,7 @@ def render_chat_template(trajectory: Trajectory, tokenizer: Any) -> Rendered:
     return Rendered(text, targets)
 
 
-def render(trajectory: Trajectory, format: RenderFormat, tokenizer: Any) -> Rendered:
+def render(trajectory: Trajectory, format: PromptFormat, tokenizer: Any) -> Rendered:
     """Render in the named format; `tokenizer` supplies the end-of-turn token (or the template)."""
     if format == "chat_template":
         return render_chat_template(trajectory, tokenizer)
@@ -182,7 +182,7 @@ def render(trajectory: Trajectory, format: RenderFormat, tokenizer: Any) -> Rend
     return render_text(trajectory, call_format, tokenizer.eos_token or "")
 
 
-def render_prompt(trajectory: Trajectory, message_index: int, format: RenderFormat, tokenizer: Any) -> str:
+def render_prompt(trajectory: Trajectory, message_index: int, format: PromptFormat, tokenizer: Any) -> str:
     """The text a model continues to produce the assistant turn at `message_index`."""
     rendered = render(trajectory, format, tokenizer)
     for target in rendered.targets:
