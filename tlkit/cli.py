@@ -157,6 +157,7 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # A test or a resume from a checkpoint written elsewhere: tlkit names its own run folder.
     warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")  # its size column
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")  # peft asks transformers 5
     import datasets
 
