@@ -42,8 +42,12 @@ def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summar
         "--data.batch_size=2", "--data.max_length=256", "--model.init_args.max_new_tokens=8",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}",
     ])
-    out = capsys.readouterr().out
+    console = capsys.readouterr()
+    out = console.out
     assert "tool calls on the validation sets, step 0 -> step 3 (%):" in out
+    # one bar for the run, counting steps of max_steps (not epochs, not "Epoch 0/-2")
+    bars = console.out + console.err
+    assert "Training steps: 100%" in bars and "3/3 [" in bars and "Epoch 0/" not in bars
     table = out[out.index("step 0 -> step 3"):]
     assert "BFCL_v3_simple" in table and "test_in_domain_subset" in table
     assert "peak memory" in table and f"logs:       {tmp_path / 'runs/smoke/version_0'}" in table
