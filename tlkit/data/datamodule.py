@@ -216,9 +216,10 @@ class ToolCallDataModule(L.LightningDataModule):
         """The token batches of a split (for evaluation), longest first: similar lengths share a batch,
         so little is padding (22% fewer padded tokens than file order on the ablation's test sets), and a
         batch too large for memory fails at once."""
-        lengths = self.features[split]["length"] if split in self.features else []
+        features = self.split_features(split)  # says which split has no data
+        lengths = self.features[split]["length"]
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return DataLoader(self.split_features(split).select(order), batch_size=self.batch_size, collate_fn=self.collate,
+        return DataLoader(features.select(order), batch_size=self.batch_size, collate_fn=self.collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def split_features(self, split: str) -> datasets.Dataset:
