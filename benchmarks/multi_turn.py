@@ -12,7 +12,7 @@ For each data set (paper format, MAE on, the same max length):
 Tokens are counted exactly over the whole epoch. Time per epoch is estimated from a fixed number
 of training steps: both setups are batched the same way (ToolCallDataModule's collate and
 length-grouped sampler, same batch size); `--batches` batches of each epoch, evenly spaced in
-size order, each get one step (WeightedSFT.losses with KeyTokenWeighting, backward, AdamW step,
+size order, each get one step (WeightedSFT.losses with KeyTokenLoss, backward, AdamW step,
 same model, called directly), the setups alternating; the epoch time is their mean times the
 epoch's batch count. Target: one pass needs at most half the tokens of the expansion.
 """
@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_common_arguments, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
+from _common import (DATASETS, MACHINE, add_common_arguments, data_path, describe_model,  # noqa: E402
+                     model_folder, quiet, set_threads, today)
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 
@@ -35,10 +36,10 @@ FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 def build_rows(path: str, reader: str, tokenizer, max_length: int):
     """One-pass rows and per-turn expansion rows of one file."""
     from tlkit.data.features import encode
-    from tlkit.data.mae import ErrorDetector, masked_turns
     from tlkit.data.readers import read_trajectories
-    from tlkit.data.records import Trajectory
     from tlkit.data.render import render
+    from tlkit.mae import ErrorDetector, masked_turns
+    from tlkit.records import Trajectory
 
     detector = ErrorDetector()
     one_pass, expanded = [], []

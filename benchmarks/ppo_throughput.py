@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    add_common_arguments, add_lockstep_arguments,
-    MACHINE, ROOT, Blocks, describe_model, model_and_cache, quiet, run_workers, set_threads, today, totals, versions,
-)
+from _common import (MACHINE, ROOT, Blocks, add_common_arguments, add_lockstep_arguments,  # noqa: E402
+                     describe_model, model_and_cache, quiet, run_workers, set_threads, today,
+                     totals, versions)
 
 ROWS = {
     "tlkit-grpo": "tlkit ErrorAwarePPO, grpo",
@@ -148,8 +147,9 @@ def worker_trl(args, blocks: Blocks) -> None:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from tlkit.irm import ErrorCategoryReward
     from tlkit.models import load_causal_lm
-    from tlkit.rewards import ErrorCategoryReward
+    from tlkit.scoring.rules import judge
 
     dm, examples = training_prompts(args)
     settings = {**ppo_yaml(), **grpo_overrides(args)}
@@ -164,7 +164,7 @@ def worker_trl(args, blocks: Blocks) -> None:
         seen = fingerprint(seen, prompts[:: args.generations])
         counts.append(sum(len(ids) for ids in completion_ids))
         asked = [examples[i] for i in index]
-        return [reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)[1]
+        return [reward(judge(text, e.gold, e.tools, e.meta, e.format, call_format, reward.strict).category)
                 for text, e in zip(completions, asked)]
 
     class Pause(TrainerCallback):

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_common_arguments, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
+from _common import (DATASETS, MACHINE, add_common_arguments, data_path, describe_model,  # noqa: E402
+                     model_folder, quiet, set_threads, today)
 
 
 def sampler_padding(lengths: list[int], batch_size: int, seed: int) -> tuple[float, float]:
@@ -60,7 +61,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from tlkit import DataFile, ToolCallDataModule, WeightedSFT
-    from tlkit.weighting import weighted_cross_entropy
+    from tlkit.pkt import weighted_cross_entropy
 
     with tempfile.TemporaryDirectory(prefix="tlkit-bench-") as tmp:
         model = model_folder(args.hidden, args.layers, Path(tmp) / "model")
@@ -110,8 +111,9 @@ def main() -> None:
         def every_position(batch):  # the whole LM head, then the same weighted loss
             logits = module(batch["input_ids"], batch["attention_mask"])[:, :-1]
             turn_ids = batch["turn_ids"][:, 1:]
-            weights = module.weighting(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
-            return weighted_cross_entropy(logits[turn_ids >= 0], batch["input_ids"][:, 1:], weights, turn_ids, module.reduction)[0]
+            weights = module.loss.weights(turn_ids, batch["key_mask"][:, 1:], batch["argument_end_mask"][:, 1:])
+            return weighted_cross_entropy(logits[turn_ids >= 0], batch["input_ids"][:, 1:], weights, turn_ids,
+                                          module.loss.reduction)[0]
 
         variants = {"WeightedSFT.losses (LM head at supervised positions)": lambda b: module.losses(b)["loss"],
                     "the same loss, LM head at every position": every_position}
@@ -128,7 +130,7 @@ def main() -> None:
         for name, t in times.items():
             print(f"| {name} | {statistics.median(t) * 1e3:.0f} | {statistics.median(t) / base:.2f}x |")
 
-        print(f"\n| data set | size | padding, batches as the DataLoader cuts the stream (seeds 0/1/2) | padding, the sampler's own batches |")
+        print("\n| data set | size | padding, batches as the DataLoader cuts the stream (seeds 0/1/2) | padding, the sampler's own batches |")
         print("|---|---:|---|---:|")
         for name in DATASETS:
             p, r = data_path(args.data_root, name)

@@ -46,11 +46,9 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    add_common_arguments, add_lockstep_arguments,
-    DATASETS, MACHINE, Blocks, cycle, data_path, describe_model, model_and_cache, model_flops, quiet,
-    run_workers, set_threads, today, totals, versions,
-)
+from _common import (DATASETS, MACHINE, Blocks, add_common_arguments, add_lockstep_arguments,  # noqa: E402
+                     cycle, data_path, describe_model, model_and_cache, model_flops, quiet,
+                     run_workers, set_threads, today, totals, versions)
 
 SYSTEMS = {
     "tlkit-trainer": "tlkit WeightedSFT (Trainer)",
@@ -167,9 +165,9 @@ def worker_bare(args, blocks: Blocks) -> None:
 
 def prompt_completion_pairs(path: str, reader: str, tokenizer) -> list[dict[str, str]]:
     """One pair per assistant turn tlkit trains (MAE on): the text before it, and its target text."""
-    from tlkit.data.mae import ErrorDetector, masked_turns
     from tlkit.data.readers import read_trajectories
     from tlkit.data.render import render
+    from tlkit.mae import ErrorDetector, masked_turns
 
     detector, pairs = ErrorDetector(), []
     for trajectory in read_trajectories(path, reader):

@@ -1,14 +1,15 @@
-"""What PKT costs: WeightedSFT's step time with `KeyTokenWeighting` versus `Uniform`, on identical batches.
+"""What PKT costs: WeightedSFT's step time with `KeyTokenLoss(w_max=9)` (PKT) versus `w_max=1` (plain SFT),
+on identical batches.
 
     python benchmarks/weighting_overhead.py [--datasets bfcl_simple toolalpaca_golden] [--repeats 3]
 
 One WeightedSFT module (the tiny Llama, or --hidden / --layers, float32, CPU, AdamW) and the
 first `--batches` batches of ToolCallDataModule's training loader (length-grouped, MAE on); for
 every batch, in every repeat, one training step (forward, PKT loss with per-turn reduction,
-backward, AdamW step, called directly, no Trainer) with each weighting strategy, the module's
-`weighting` swapped between steps, the order alternating (A B, B A, ...). Reports the median step
+backward, AdamW step, called directly, no Trainer) with each loss, the module's
+`loss` swapped between steps, the order alternating (A B, B A, ...). Reports the median step
 time of each and the overhead, and, free of step noise, the time of the weighting call alone.
-Target: KeyTokenWeighting costs at most 3% over Uniform.
+Target: PKT costs at most 3% over plain SFT.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_common_arguments, DATASETS, MACHINE, data_path, describe_model, model_folder, quiet, set_threads, today  # noqa: E402
+from _common import (DATASETS, MACHINE, add_common_arguments, data_path, describe_model,  # noqa: E402
+                     model_folder, quiet, set_threads, today)
 
 
 def weighting_inputs(batch):
@@ -34,10 +36,10 @@ def call_seconds(strategy, batches, calls: int) -> float:
     per_batch = []
     for batch in batches:
         inputs = weighting_inputs(batch)
-        strategy(*inputs)
+        strategy.weights(*inputs)
         started = time.perf_counter()
         for _ in range(calls):
-            strategy(*inputs)
+            strategy.weights(*inputs)
         per_batch.append((time.perf_counter() - started) / calls)
     return statistics.median(per_batch)
 
@@ -45,7 +47,7 @@ def call_seconds(strategy, batches, calls: int) -> float:
 def measure(args, dataset: str) -> dict:
     import torch
 
-    from tlkit import DataFile, KeyTokenWeighting, ToolCallDataModule, Uniform, WeightedSFT
+    from tlkit import DataFile, KeyTokenLoss, ToolCallDataModule, WeightedSFT
 
     path, reader = data_path(args.data_root, dataset)
     dm = ToolCallDataModule(str(args.model), train=[DataFile(path, reader)], max_length=args.max_length,
@@ -56,10 +58,10 @@ def measure(args, dataset: str) -> dict:
     module = WeightedSFT(str(args.model), tokenizer=dm.tokenizer, eval_generation=False, export=False)
     module.train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=2e-3, weight_decay=0.01)
-    strategies = {"Uniform": Uniform(), "KeyTokenWeighting": KeyTokenWeighting()}
+    strategies = {"plain": KeyTokenLoss(w_max=1), "PKT": KeyTokenLoss(w_max=9)}  # plain SFT, PKT
 
     def step(batch, strategy) -> float:
-        module.weighting = strategy
+        module.loss = strategy
         started = time.perf_counter()
         module.losses(batch)["loss"].backward()
         optimizer.step()
@@ -76,11 +78,11 @@ def measure(args, dataset: str) -> dict:
             pair = {name: step(batch, strategies[name]) for name in order}
             for name, seconds in pair.items():
                 times[name].append(seconds)
-            ratios.append(pair["KeyTokenWeighting"] / pair["Uniform"] - 1)
+            ratios.append(pair["PKT"] / pair["plain"] - 1)
 
     supervised = sum(int((b["turn_ids"][:, 1:] >= 0).sum()) for b in batches)
     key = sum(int((b["key_mask"][:, 1:] & (b["turn_ids"][:, 1:] >= 0)).sum()) for b in batches)
-    weights = [strategies["KeyTokenWeighting"](*weighting_inputs(b)) for b in batches]
+    weights = [strategies["PKT"].weights(*weighting_inputs(b)) for b in batches]
     key_weights = torch.cat([w[(b["key_mask"][:, 1:]) & (b["turn_ids"][:, 1:] >= 0)] for w, b in zip(weights, batches)])
     median = {name: statistics.median(t) for name, t in times.items()}
     quartiles = statistics.quantiles(ratios, n=4)
@@ -88,11 +90,11 @@ def measure(args, dataset: str) -> dict:
     return {
         "dataset": dataset, "batches": len(batches), "steps": len(ratios),
         "tokens": sum(int(b["attention_mask"].sum()) for b in batches) / len(batches),
-        "uniform": median["Uniform"], "key": median["KeyTokenWeighting"],
-        "overhead": median["KeyTokenWeighting"] / median["Uniform"] - 1,
+        "uniform": median["plain"], "key": median["PKT"],
+        "overhead": median["PKT"] / median["plain"] - 1,
         "paired": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2],
-        "call_uniform": calls["Uniform"], "call_key": calls["KeyTokenWeighting"],
-        "call_share": (calls["KeyTokenWeighting"] - calls["Uniform"]) / median["Uniform"],
+        "call_uniform": calls["plain"], "call_key": calls["PKT"],
+        "call_share": (calls["PKT"] - calls["plain"]) / median["plain"],
         "key_share": key / max(supervised, 1), "key_weight": float(key_weights.mean()) if len(key_weights) else 1.0,
     }
 
@@ -118,9 +120,9 @@ def main() -> None:
               f"one step = WeightedSFT.losses (reduction `turn`) + backward + AdamW step, called directly; "
               f"{args.batches} batches x {args.repeats} repeats per strategy, alternating.\n")
         rows = [measure(args, dataset) for dataset in args.datasets]
-    print("| data set | real tokens / batch | key tokens (share of supervised, mean weight) | median step, Uniform (ms) "
-          "| median step, KeyTokenWeighting (ms) | overhead (medians) | overhead (median of paired steps, IQR) "
-          "| weighting call alone: Uniform / KeyTokenWeighting (µs) | call-alone difference, % of a step |")
+    print("| data set | real tokens / batch | key tokens (share of supervised, mean weight) | median step, plain (ms) "
+          "| median step, PKT (ms) | overhead (medians) | overhead (median of paired steps, IQR) "
+          "| weighting call alone: plain / PKT (µs) | call-alone difference, % of a step |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['dataset']} | {r['tokens']:,.0f} | {r['key_share']:.1%}, {r['key_weight']:.1f} | {r['uniform'] * 1e3:.0f} "

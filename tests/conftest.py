@@ -1,17 +1,17 @@
-"""Shared fixtures: where the real public data lives (../shared/data beside the repository)."""
+"""Shared fixtures: the real public tool-use data (tests/fixtures/public_data, copied unchanged from the
+benchmarks' repositories, Apache-2.0; its README names each source and commit) and the tiny model's tokenizer."""
 
 from pathlib import Path
 
 import pytest
 
+PUBLIC_DATA = Path(__file__).resolve().parent / "fixtures" / "public_data"
+
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The shared data folder; tests that need it are skipped where it is absent."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"no shared data at {path}")
-    return path
+def public_data() -> Path:
+    """The public data folder, in the repository: every test runs on a clone as it is."""
+    return PUBLIC_DATA
 
 
 @pytest.fixture(scope="session")

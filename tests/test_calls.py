@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tlkit.calls import parse_calls, parse_react, render_calls
-from tlkit.classify import Category, classify_call
-from tlkit.data.records import Tool, ToolCall
+from tlkit.irm import Category, classify_call
+from tlkit.records import Tool, ToolCall
 
 # --- python ----------------------------------------------------------------------------------
 

@@ -50,38 +50,19 @@ def test_a_misspelt_lora_setting_is_named_when_the_config_is_parsed(monkeypatch,
     assert "Unexpected keys: {'lora_alpah'}" in error and "Traceback" not in error
 
 
-def test_malformed_record_names_file_record_and_field(tmp_path, monkeypatch, shared_data):
+def test_malformed_record_names_file_record_and_field(tmp_path, monkeypatch, public_data):
     monkeypatch.chdir(ROOT)
     broken = tmp_path / "seal"
     broken.mkdir()
-    lines = (shared_data / "seal_tools/dev.jsonl").read_text().splitlines()[:5]
+    lines = (public_data / "seal_tools/dev.jsonl").read_text().splitlines()[:5]
     record = json.loads(lines[2])
     record["calling"][0]["parameters"] = "not an object"
     lines[2] = json.dumps(record)
     (broken / "dev.jsonl").write_text("\n".join(lines) + "\n")
-    shutil.copy(shared_data / "seal_tools/tool.jsonl", broken / "tool.jsonl")
+    shutil.copy(public_data / "seal_tools/tool.jsonl", broken / "tool.jsonl")
     with pytest.raises(SystemExit) as exit:
         main(["fit", "--config", "experiments/smoke.yaml", f"--data.train=[{{path: {broken / 'dev.jsonl'}, format: seal_tools}}]",
               f"--data.cache_dir={tmp_path / 'cache'}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
     message = str(exit.value.code)
     assert message.startswith("tlkit: error:")
     assert str(broken / "dev.jsonl") in message and record["id"] in message and "parameters" in message
-
-
-def test_the_mmap_threshold_is_fixed_at_start_unless_the_environment_sets_it(monkeypatch):
-    from tlkit import allocator
-
-    calls = []
-
-    class FakeGlibc:
-        def mallopt(self, option, value):
-            calls.append((option, value))
-            return 1
-
-    monkeypatch.setattr(allocator, "glibc", lambda: FakeGlibc())
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
-    allocator.fix_mmap_threshold()
-    assert calls == []  # the user's own setting stands
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    allocator.fix_mmap_threshold()
-    assert calls == [(-3, 4 * 1024 * 1024)]  # M_MMAP_THRESHOLD, 4 MB

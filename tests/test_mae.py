@@ -1,4 +1,4 @@
-"""MAE's error detector: precision and recall on every labelled tool reply of the shared data, the cases of issue 11."""
+"""MAE's error detector: precision and recall on every labelled tool reply of the public data, the cases of issue 11."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tlkit.data.mae import ErrorDetector, masked_turns
 from tlkit.data.readers.toolalpaca_golden import status_error
 from tlkit.data.readers.toolbench import envelope_error
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.mae import ErrorDetector, mark_untrained, masked_turns
+from tlkit.records import Message, ToolCall, Trajectory
 
 LABELLED = Path(__file__).parent / "fixtures" / "mae" / "labelled_feedback.jsonl"
 # The verdict each reader gives a reply from its text (API-Bank's reader: `exception` is set).
@@ -33,7 +33,7 @@ def confusion(detector: ErrorDetector, rows: list[dict]) -> Counter:
     return Counter((row["label"], detector.reason(tool_reply(row["text"], row["format"])) is not None) for row in rows)
 
 
-def test_default_detector_precision_and_recall_on_the_labelled_shared_data():
+def test_default_detector_precision_and_recall_on_the_labelled_public_data():
     rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
     assert Counter(row["source"] for row in rows) == {
         "api_bank/lv1-lv2-samples": 508, "toolalpaca_golden/golden-eval_mix.json": 267,
@@ -47,7 +47,7 @@ def test_default_detector_precision_and_recall_on_the_labelled_shared_data():
     assert tp / (tp + fn) >= 0.907
 
 
-# Real ToolBench replies (shared data) whose error field is empty but whose response is an HTTP error.
+# Real ToolBench replies (public data) whose error field is empty but whose response is an HTTP error.
 TOOLBENCH_400 = (
     '{"error": "", "response": "{\'type\': \'https://tools.ietf.org/html/rfc7231#section-6.5.1\', '
     "'title': 'Bad Request', 'status': 400, 'traceId': '|b1da66ad-47a57f57d8b1a7d2.'}\"}"
@@ -108,3 +108,15 @@ def test_masked_turns_names_the_call_whose_reply_failed():
         Message("user", "find x"), call, Message("tool", TOOLBENCH_400), call, Message("tool", '{"hits": 3}'),
         Message("assistant", "3 hits")))
     assert masked_turns(trajectory, ErrorDetector()) == {1: "substring: bad request"}
+
+
+def test_mark_untrained_marks_the_failed_call_and_nothing_else():
+    call = Message("assistant", "", (ToolCall("search", {"q": "x"}),))
+    trajectory = Trajectory("t", (), (
+        Message("user", "find x"), call, Message("tool", TOOLBENCH_400), call, Message("tool", '{"hits": 3}'),
+        Message("assistant", "3 hits")))
+    marked = mark_untrained(trajectory, ErrorDetector())
+    assert [m.untrained for m in marked.messages] == [None, "substring: bad request", None, None, None, None]
+    assert marked.messages[1].tool_calls == call.tool_calls and trajectory.messages[1].untrained is None  # a copy
+    fine = Trajectory("u", (), (Message("user", "x"), call, Message("tool", '{"hits": 3}')))
+    assert mark_untrained(fine, ErrorDetector()) is fine

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tlkit.calls import parse_calls, parse_turn
-from tlkit.classify import Category, classify_call
 from tlkit.data.readers import READERS, read_trajectories
-from tlkit.data.records import RecordError, Tool, ToolCall, Trajectory
-from tlkit.rewards import ErrorCategoryReward
+from tlkit.irm import Category, ErrorCategoryReward, classify_call
+from tlkit.records import RecordError, Tool, ToolCall, Trajectory
+from tlkit.scoring.rules import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA, FIXTURES = ROOT / "experiments/data", ROOT / "tests/fixtures"
@@ -71,7 +71,8 @@ def test_classify_and_reward_give_a_category(text, call_format, name, arguments,
     offered = ToolCall(tools[0].name if tools else name, arguments)
     assert isinstance(classify_call([offered], gold, tools, strict=True), Category)
     reward = ErrorCategoryReward()
-    category, value = reward.score(text, [gold], tools, call_format)
+    category = judge(text, [gold], tools, {}, call_format=call_format).category
+    value = reward(category)
     assert isinstance(category, Category) and value == reward.rewards[category]
 
 

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from tlkit.classify import Category
 from tlkit.calls import render_calls
 from tlkit.data.argument_types import normalise_calls
 from tlkit.data.readers import read_trajectories
-from tlkit.data.records import ToolCall, Trajectory
-from tlkit.score import gold_calls, main, score_records
+from tlkit.irm import Category
+from tlkit.records import ToolCall, Trajectory, gold_calls
+from tlkit.score import main, score_records
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 N = 20  # BFCL records per test: the first N of the file
 
 
-def bfcl_subset(shared_data: Path, tmp_path: Path, category: str, n: int = N) -> Path:
+def bfcl_subset(public_data: Path, tmp_path: Path, category: str, n: int = N) -> Path:
     """The first `n` questions of a BFCL v3 file (and their gold, where there is some), under tmp_path."""
     name = f"BFCL_v3_{category}.json"
-    root = shared_data / "bfcl_v3"
+    root = public_data / "bfcl_v3"
     (tmp_path / "possible_answer").mkdir(exist_ok=True)
     for sub in ("", "possible_answer/"):
         if (root / sub / name).exists():
@@ -76,8 +76,8 @@ def categories(**percent: float) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("category", ["simple", "parallel", "multiple"])
-def test_bfcl_gold_predictions_score_full_marks(shared_data, tmp_path, capsys, category):
-    data = bfcl_subset(shared_data, tmp_path, category)
+def test_bfcl_gold_predictions_score_full_marks(public_data, tmp_path, capsys, category):
+    data = bfcl_subset(public_data, tmp_path, category)
     records = records_of(data, "bfcl")
     predictions = write_predictions(tmp_path / "pred.jsonl", [(r.id, python_text(gold_calls(r))) for r in records])
     summary, rows, out, err = score(capsys, data, "bfcl", predictions, tmp_path / "results.jsonl")
@@ -123,8 +123,8 @@ def perturbed_simple(
     return predictions, expected
 
 
-def test_bfcl_simple_perturbed_predictions(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "simple")
+def test_bfcl_simple_perturbed_predictions(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "simple")
     records = records_of(data, "bfcl")
     predictions, expected = perturbed_simple(records)
     summary, rows, out, _ = score(
@@ -161,8 +161,8 @@ def test_bfcl_simple_perturbed_predictions(shared_data, tmp_path, capsys):
     assert "tool_hallucination" in out and "content_error" in out
 
 
-def test_bfcl_multiple_wrong_offered_tool(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "multiple", n=2)
+def test_bfcl_multiple_wrong_offered_tool(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "multiple", n=2)
     records = records_of(data, "bfcl")  # multiple_0 offers triangle_properties.get (gold) and circle_properties.get
     predictions = [
         ("multiple_0", "circle_properties.get(radius=5)"),
@@ -182,8 +182,8 @@ def test_bfcl_multiple_wrong_offered_tool(shared_data, tmp_path, capsys):
     assert (summary["TS"], summary["PI"], summary["CF"]) == (50.0, 50.0, 50.0)
 
 
-def test_bfcl_parallel_perturbed_predictions(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "parallel")
+def test_bfcl_parallel_perturbed_predictions(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "parallel")
     records = {r.id: r for r in records_of(data, "bfcl")}
     gold = {i: list(gold_calls(r)) for i, r in records.items()}
     p0, p1, p2, p3 = (gold[f"parallel_{i}"] for i in range(4))
@@ -212,8 +212,8 @@ def test_bfcl_parallel_perturbed_predictions(shared_data, tmp_path, capsys):
     assert (summary["TS"], summary["PI"], summary["CF"]) == (95.0, 90.0, 85.0)
 
 
-def test_bfcl_irrelevance_call_versus_text(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "irrelevance")
+def test_bfcl_irrelevance_call_versus_text(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "irrelevance")
     records = records_of(data, "bfcl")
     predictions = []
     for k, record in enumerate(records):
@@ -237,8 +237,8 @@ def test_bfcl_irrelevance_call_versus_text(shared_data, tmp_path, capsys):
     assert rows[0]["category"] == "correct" and rows[10]["category"] == "missing_or_extra_call"
 
 
-def test_missing_predictions_count_wrong_and_are_reported(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "simple")
+def test_missing_predictions_count_wrong_and_are_reported(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "simple")
     records = records_of(data, "bfcl")
     kept = [(r.id, python_text(gold_calls(r))) for r in records if r.id not in ("simple_3", "simple_7", "simple_11")]
     summary, rows, _, err = score(
@@ -264,8 +264,8 @@ def test_missing_predictions_count_wrong_and_are_reported(shared_data, tmp_path,
     assert "3 of 20 records have no prediction" in err and "'simple_3', 'simple_7', 'simple_11'" in err
 
 
-def test_existing_out_is_never_overwritten(shared_data, tmp_path, capsys):
-    data = bfcl_subset(shared_data, tmp_path, "simple", n=2)
+def test_existing_out_is_never_overwritten(public_data, tmp_path, capsys):
+    data = bfcl_subset(public_data, tmp_path, "simple", n=2)
     predictions = write_predictions(tmp_path / "p.jsonl", [("simple_0", "x()"), ("simple_1", "y()")])
     out = tmp_path / "results.jsonl"
     out.write_text("earlier results\n")
@@ -284,8 +284,8 @@ def test_existing_out_is_never_overwritten(shared_data, tmp_path, capsys):
         ('{"id": "simple_0", "output": "f()"}', "'prediction'"),
     ],
 )
-def test_malformed_prediction_lines_are_named(shared_data, tmp_path, line, field):
-    data = bfcl_subset(shared_data, tmp_path, "simple", n=2)
+def test_malformed_prediction_lines_are_named(public_data, tmp_path, line, field):
+    data = bfcl_subset(public_data, tmp_path, "simple", n=2)
     predictions = tmp_path / "p.jsonl"
     predictions.write_text('{"id": "simple_1", "prediction": "f()"}\n\n' + line + "\n")
     with pytest.raises(SystemExit) as error:
@@ -306,7 +306,7 @@ def test_malformed_prediction_lines_are_named(shared_data, tmp_path, line, field
     assert not (tmp_path / "r.jsonl").exists()
 
 
-def test_unknown_data_format_lists_the_known_ones(shared_data, tmp_path):
+def test_unknown_data_format_lists_the_known_ones(public_data, tmp_path):
     predictions = write_predictions(tmp_path / "p.jsonl", [("a", "f()")])
     with pytest.raises(SystemExit, match="unknown --data-format 'bfcl_v3'; known formats: tlkit, bfcl, seal_tools"):
         main(
@@ -326,8 +326,8 @@ def test_unknown_data_format_lists_the_known_ones(shared_data, tmp_path):
 # --- Seal-Tools ------------------------------------------------------------------------------
 
 
-def test_seal_tools_json_calls(shared_data, tmp_path, capsys):
-    data = shared_data / "seal_tools" / "test_in_domain.jsonl"
+def test_seal_tools_json_calls(public_data, tmp_path, capsys):
+    data = public_data / "seal_tools" / "test_in_domain.jsonl"
     records = [normalise_calls(r)[0] for r in records_of(data, "seal_tools")]  # the gold as the scorer reads it
     several = [r for r in records if len(gold_calls(r)) >= 2]
     single = [r for r in records if len(gold_calls(r)) == 1 and gold_calls(r)[0].arguments]
@@ -457,8 +457,8 @@ def test_repeated_ids_match_by_position(tmp_path, capsys):
         )
 
 
-def test_forced_position_matching_ignores_ids(shared_data, tmp_path):
-    records = records_of(bfcl_subset(shared_data, tmp_path, "simple", n=3), "bfcl")
+def test_forced_position_matching_ignores_ids(public_data, tmp_path):
+    records = records_of(bfcl_subset(public_data, tmp_path, "simple", n=3), "bfcl")
     predictions = [{"id": f"other_{k}", "prediction": python_text(gold_calls(r))} for k, r in enumerate(records)]
     rows, summary = score_records(records, predictions, match_by="position", data_format="bfcl")
     assert summary["CF"] == 100.0 and [r["id"] for r in rows] == ["simple_0", "simple_1", "simple_2"]
@@ -469,9 +469,9 @@ def test_forced_position_matching_ignores_ids(shared_data, tmp_path):
 # --- canonical records (generic rules) -------------------------------------------------------
 
 
-def test_canonical_records_and_strict_values(shared_data, tmp_path, capsys):
+def test_canonical_records_and_strict_values(public_data, tmp_path, capsys):
     """A BFCL record saved as canonical JSONL is scored by tlkit's generic rules; --strict tells 5.0 from 5."""
-    (record,) = [r for r in records_of(bfcl_subset(shared_data, tmp_path, "simple", n=2), "bfcl") if r.id == "simple_1"]
+    (record,) = [r for r in records_of(bfcl_subset(public_data, tmp_path, "simple", n=2), "bfcl") if r.id == "simple_1"]
     data = tmp_path / "canonical.jsonl"
     data.write_text(record.to_json() + "\n")
     predictions = write_predictions(tmp_path / "p.jsonl", [("simple_1", "math.factorial(number=5.0)")])

@@ -187,13 +187,19 @@ def run_logged(command: list[str], log: Path) -> int:
         return process.wait()
 
 
+def test_prediction_files(folder: Path) -> list[tuple[str, Path]]:
+    """(eval set, file) of every prediction file `tlkit test` wrote into `folder/predictions/`."""
+    from tlkit.modules.evaluation import PREDICTION_FILE
+
+    matches = ((PREDICTION_FILE.fullmatch(p.name), p) for p in sorted((folder / "predictions").glob("*.jsonl")))
+    return [(m["name"], p) for m, p in matches if m and m["stage"] == "test"]
+
+
 def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
     """TS / PI / CF (percent) and n per eval set, from the prediction files `tlkit test` wrote."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((folder / "predictions").glob("test-step*-*.jsonl")):
-        match = re.fullmatch(r"test-step\d+-(.+?)(?:\.rank\d+)?\.jsonl", path.name)
-        if match:
-            rows.setdefault(match.group(1), []).extend(json.loads(line) for line in path.read_text().splitlines() if line)
+    for name, path in test_prediction_files(folder):
+        rows.setdefault(name, []).extend(json.loads(line) for line in path.read_text().splitlines() if line)
     order = eval_set_names(folder)
     metrics = {}
     for name in sorted(rows, key=lambda n: (order.index(n) if n in order else len(order), n)):
@@ -209,13 +215,11 @@ def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
 def read_item_scores(folder: Path) -> dict[str, dict[int, float]]:
     """CF (0 or 1) of each test record, per eval set, keyed by the record's index in its set."""
     scores: dict[str, dict[int, float]] = {}
-    for path in sorted((folder / "predictions").glob("test-step*-*.jsonl")):
-        match = re.fullmatch(r"test-step\d+-(.+?)(?:\.rank\d+)?\.jsonl", path.name)
-        if match:
-            for i, line in enumerate(path.read_text().splitlines()):
-                record = json.loads(line) if line else {}
-                if "cf" in record:
-                    scores.setdefault(match.group(1), {})[int(record.get("index", i))] = float(record["cf"])
+    for name, path in test_prediction_files(folder):
+        for i, line in enumerate(path.read_text().splitlines()):
+            record = json.loads(line) if line else {}
+            if "cf" in record:
+                scores.setdefault(name, {})[int(record.get("index", i))] = float(record["cf"])
     return scores
 
 
@@ -240,7 +244,9 @@ def read_teacher_forced(folder: Path) -> dict[str, float]:
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
     tags = set(events.Tags()["scalars"])
     values = {}
-    for name, tag, scale in (("key acc", "test/key_accuracy", 100.0), ("CE", "test/ce", 1.0)):
+    from tlkit.modules.sft import CROSS_ENTROPY, KEY_ACCURACY
+
+    for name, tag, scale in (("key acc", f"test/{KEY_ACCURACY}", 100.0), ("CE", f"test/{CROSS_ENTROPY}", 1.0)):
         if tag in tags:
             values[name] = scale * events.Scalars(tag)[-1].value
     return values
@@ -251,8 +257,10 @@ def eval_set_names(folder: Path) -> list[str]:
     path = folder / "config.yaml"
     if not path.is_file():
         return []
+    from tlkit.data.loading import DataFile
+
     files = ((yaml.safe_load(path.read_text()) or {}).get("data") or {}).get("test") or []
-    return [Path(f["path"]).stem + (f"+{f['noise']}" if f.get("noise") else "") for f in files]
+    return [DataFile(**f).name for f in files]
 
 
 def set_aside(folder: Path) -> None:
@@ -317,7 +325,7 @@ def eval_sets(table: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
     return list(dict.fromkeys(name for sets in table.values() for name in sets if name != TEACHER_FORCED))
 
 
-def format_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: list[int]) -> str:
+def markdown_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: list[int]) -> str:
     """Markdown: one line per row, one column per eval set, each cell `TS / PI / CF` in percent."""
     sets = eval_sets(table)
     spread = "mean ± sample std over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else f"seed {seeds[0]}"
@@ -367,7 +375,7 @@ def compare_with_none(rows: list[str], seeds: list[int], out: Path) -> dict[str,
     return comparison
 
 
-def format_comparison(comparison: dict[str, dict[str, tuple[float, float, float]]], sets: list[str]) -> str:
+def markdown_comparison(comparison: dict[str, dict[str, tuple[float, float, float]]], sets: list[str]) -> str:
     """Markdown: CF of each row minus CF of `none`, in points, with its 95% interval; * where it excludes 0."""
     if not comparison:
         return ""
@@ -437,7 +445,7 @@ def main(args: list[str] | None = None) -> None:
         for stage in plan(rows, seed, out):
             run_stage(stage, overrides)
     table = collect(rows, seeds, out)
-    text = format_table(table, seeds) + format_comparison(compare_with_none(rows, seeds, out), eval_sets(table))
+    text = markdown_table(table, seeds) + markdown_comparison(compare_with_none(rows, seeds, out), eval_sets(table))
     (out / "table.md").write_text(text)
     print(text)
     print(f"tlkit ablate: wrote {out / 'table.md'}")

@@ -12,6 +12,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
+from tlkit.scoring.report import before_after_table, top_categories
+
 # `val/<eval set>/<metric>`: what generation-based evaluation logs per eval set.
 EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|category/.+)$")
 # What ErrorAwarePPO logs of each rollout: its mean reward and the share of each error category.
@@ -87,7 +89,7 @@ class RunSummary(Callback):
         if self.rollouts:
             lines += [format_rollouts(self.rollouts), ""]
         if self.evaluations:
-            lines += [format_comparison(self.evaluations[0], self.evaluations[-1]), ""]
+            lines += [before_after_table(self.evaluations[0], self.evaluations[-1]), ""]
         lines.append(f"wall time {format_seconds(time.perf_counter() - self.started)}, "
                      f"peak memory {peak_memory_gb():.2f} GB (resident, this process)")
         if self.log_dir:
@@ -106,25 +108,6 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s"
 
 
-def top_categories(metrics: dict[str, float], k: int = 3) -> str:
-    shares = sorted(((v, name.split("/", 1)[1]) for name, v in metrics.items() if name.startswith("category/")),
-                    reverse=True)
-    return ", ".join(f"{name} {100 * v:.0f}%" for v, name in shares[:k] if v > 0) or "-"
-
-
-def format_comparison(first: tuple[int, dict[str, dict[str, float]]], last: tuple[int, dict[str, dict[str, float]]]) -> str:
-    """Per eval set: TS / PI / CF at the first and the last validation (each set by its benchmark's
-    rule; where no call is right, the share of answers with none), and the commonest error categories."""
-    (step0, before), (step1, after) = first, last
-    lines = [f"tool calls on the validation sets, step {step0} -> step {step1} (%):",
-             f"{'eval set':28s} {'TS':>14s} {'PI':>14s} {'CF':>14s}  top categories (before | after)"]
-    for name in sorted(set(before) | set(after)):
-        b, a = before.get(name, {}), after.get(name, {})
-        cells = " ".join(f"{_pct(b.get(m)):>5s} -> {_pct(a.get(m)):>5s}" for m in ("ts", "pi", "cf"))
-        lines.append(f"{name[:28]:28s}  {cells}  {top_categories(b)} | {top_categories(a)}")
-    return "\n".join(lines)
-
-
 def format_rollouts(rollouts: list[dict[str, float]]) -> str:
     """Mean reward and commonest categories of the first quarter of the rollouts against the last
     (a quarter, at least one: a single rollout of a few prompts is noisy)."""
@@ -139,5 +122,3 @@ def format_rollouts(rollouts: list[dict[str, float]]) -> str:
             f"{last['reward_mean']:+.2f}; {top_categories(first)} | {top_categories(last)}")
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"

@@ -16,7 +16,7 @@ import re
 import warnings
 from typing import Any, Literal, NamedTuple
 
-from tlkit.data.records import ToolCall
+from tlkit.records import ToolCall
 
 CallFormat = Literal["python", "json"]
 Span = tuple[int, int]  # [start, end) character offsets
@@ -189,21 +189,29 @@ def _parse_json(text: str) -> list[ToolCall]:
     return [json_call(obj) for obj in whole] if isinstance(whole, list) else [json_call(whole)]
 
 
-def parse_react(text: str) -> tuple[str, Any] | None:
-    """`Action: NAME\\nAction Input: {JSON}` -> (name, decoded JSON of any type); None if absent or not JSON.
+def react_parts(text: str) -> tuple[str, str, str] | None:
+    """`Thought: T\\nAction: NAME\\nAction Input: {JSON}` -> (T, NAME, the input's text); None without both markers.
 
     The action is the text between the first `Action:` and the next `Action Input:`, surrounding
     whitespace stripped (RoTBench strips one trailing newline and the space after the colon); the
-    input is everything after `Action Input:` and must be one JSON value (nothing may follow it).
+    input is everything after `Action Input:`; the thought is what precedes `Action:`, less `Thought:`.
     """
     start = text.find("Action:")
-    if start < 0:
-        return None
-    middle = text.find("Action Input:", start)
+    middle = text.find("Action Input:", start) if start >= 0 else -1
     if middle < 0:
         return None
+    thought = text[:start].strip().removeprefix("Thought:").strip()
+    return thought, text[start + len("Action:") : middle].strip(), text[middle + len("Action Input:") :]
+
+
+def parse_react(text: str) -> tuple[str, Any] | None:
+    """(name, decoded JSON of any type) of a ReAct action (`react_parts`); None if absent, or if the input
+    is not one JSON value (nothing may follow it)."""
+    parts = react_parts(text)
+    if parts is None:
+        return None
     try:
-        return text[start + len("Action:") : middle].strip(), json.loads(text[middle + len("Action Input:") :])
+        return parts[1], json.loads(parts[2])
     except PARSE_ERRORS:
         return None
 

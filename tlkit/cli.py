@@ -17,7 +17,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from tlkit.allocator import fix_mmap_threshold
 from tlkit.callbacks import RunSummary, StepProgressBar
 from tlkit.data.datamodule import ToolCallDataModule
-from tlkit.data.records import RecordError
+from tlkit.records import RecordError
 
 TRAINER_DEFAULTS = {
     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "tlkit"}},
@@ -112,16 +112,16 @@ class TLKitCLI(LightningCLI):
 
 
 def experiment_knobs(config) -> dict[str, Any]:
-    """What ablations vary, flat and readable: the module, its weighting, learning rate and LoRA rank,
-    MAE, the reduction and the training files. Read from the parsed config, as the user wrote it."""
+    """What ablations vary, flat and readable: the module, its loss (PKT's w_max and reduction), learning
+    rate and LoRA rank, MAE and the training files. Read from the parsed config, as the user wrote it."""
     model = config.model.init_args
     optimizer = model.get("optimizer") or model.get("actor_optimizer")
-    weighting = model.get("weighting")
+    loss = model.get("loss")
     knobs = {
         "module": str(config.model.class_path).rsplit(".", 1)[-1],
-        "weighting": str(weighting.class_path).rsplit(".", 1)[-1] if weighting else None,
-        "w_max": weighting.init_args.get("w_max") if weighting else None,
-        "reduction": model.get("reduction"),
+        "loss": str(loss.class_path).rsplit(".", 1)[-1] if loss else None,
+        "w_max": loss.init_args.get("w_max") if loss else None,
+        "reduction": loss.init_args.get("reduction") if loss else None,
         "lr": optimizer.init_args.get("lr") if optimizer else None,
         "lora_r": (model.get("lora") or {}).get("r"),
         "data.mae": config.data.mae,

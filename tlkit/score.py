@@ -6,11 +6,11 @@ that loses nothing, as in training; `--keep-types` keeps them as written) and on
 line per record, scores each record on its target turn (its last assistant turn with tool calls), writes
 one result line per record and prints a table, then the summary as one JSON line (the last line of stdout).
 
-Each record is judged by `tlkit.rules.judge`, the rule the reward and `tlkit test` use too, picked
+Each record is judged by `tlkit.scoring.rules.judge`, the rule the reward and `tlkit test` use too, picked
 by `--data-format`: `bfcl` by BFCL v3's AST check (irrelevance: right when the output makes no
 call), `rotbench` by RoTBench's own TS / PI / CF, any other format by tlkit's generic rule. Turns
 with several calls are matched one-to-one to the gold calls in any order; a missing or extra call
-is a `missing_or_extra_call` (see `tlkit/rules.py`). A record without a prediction fails all three,
+is a `missing_or_extra_call` (see `tlkit/scoring/rules.py`). A record without a prediction fails all three,
 as a format error.
 """
 
@@ -26,14 +26,13 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 
 from tlkit.calls import ParseFormat
-from tlkit.classify import Category
 from tlkit.data.argument_types import normalise_calls
-from tlkit.data.datamodule import target_message_index
 from tlkit.data.readers import READERS, read_trajectories
 from tlkit.data.readers._common import read_text
-from tlkit.data.records import RecordError, ToolCall, Trajectory
-from tlkit.rewards import ErrorCategoryReward
-from tlkit.rules import AnswerKeyError, Verdict, judge
+from tlkit.irm import Category, ErrorCategoryReward
+from tlkit.records import RecordError, Trajectory, gold_calls
+from tlkit.scoring.report import score_report
+from tlkit.scoring.rules import AnswerKeyError, Verdict, judge
 
 MatchBy = Literal["id", "position"]
 SHOWN_IDS = 5  # how many missing or unknown ids stderr lists
@@ -125,12 +124,6 @@ def match_predictions(
 # Records -> results
 
 
-def gold_calls(record: Trajectory) -> tuple[ToolCall, ...]:
-    """The calls of the record's target turn; () where no call is right."""
-    index = target_message_index(record)
-    return () if index is None else record.messages[index].tool_calls
-
-
 def default_call_format(data_format: str) -> ParseFormat:
     return "react" if data_format == "rotbench" else "python"
 
@@ -181,27 +174,6 @@ def score_records(
         shown = ", ".join(map(repr, missing[:SHOWN_IDS])) + (", ..." if len(missing) > SHOWN_IDS else "")
         note(f"{len(missing)} of {len(rows)} records have no prediction (counted wrong, as format errors): {shown}")
     return rows, summarize(rows)
-
-
-def format_table(summary: dict, rows: Sequence[dict]) -> str:
-    """The human-readable part of the report."""
-    reward = ErrorCategoryReward()
-    counts = Counter(row["category"] for row in rows)
-    mean_reward = sum(row["reward"] for row in rows) / len(rows) if rows else 0.0
-    lines = [
-        f"records  {summary['n']}   (without a prediction: {summary['missing']})",
-        "",
-        "metric        %",
-        *(f"{name:<6} {summary[name]:>7.2f}" for name in ("TS", "PI", "CF")),
-        "",
-        f"{'category':<42} {'n':>6} {'%':>7} {'reward':>7}",
-        *(
-            f"{c.value:<42} {counts[c.value]:>6} {summary['categories'][c.value]:>7.2f} {reward(c):>7.2f}"
-            for c in Category
-        ),
-        f"{'mean reward':<42} {'':>6} {'':>7} {mean_reward:>7.3f}",
-    ]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +281,7 @@ def main(args: list[str] | None = None) -> dict:
         )
     except (RecordError, ScoreError, OSError) as error:  # bad input: say what and where, no traceback
         raise SystemExit(f"tlkit: error: {error}") from None
-    print(format_table(summary, rows))
+    print(score_report(summary, rows))
     print(json.dumps(summary))
     return summary
 

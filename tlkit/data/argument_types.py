@@ -17,7 +17,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from tlkit.data.records import Trajectory
+from tlkit.records import Trajectory
 
 KINDS = {"integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,), "object": (dict,)}
 

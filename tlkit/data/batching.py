@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tlkit.data.records import Tool, ToolCall
+from tlkit.records import Tool, ToolCall
 
 
 class EvalExample(NamedTuple):
@@ -19,7 +19,7 @@ class EvalExample(NamedTuple):
     gold: tuple[ToolCall, ...]  # the target turn's calls (empty where no call is right)
     tools: tuple[Tool, ...]
     meta: dict[str, Any]
-    format: str = "tlkit"  # the reader the gold came from: it picks the scoring rule (`tlkit.rules.judge`)
+    format: str = "tlkit"  # the reader the gold came from: it picks the scoring rule (`tlkit.scoring.rules.judge`)
     index: int = 0  # position in its eval set: the records DDP repeats to pad batches count once
 
 

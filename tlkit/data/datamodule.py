@@ -23,10 +23,10 @@ from tlkit.data.batching import EvalExample, LengthGroupedSampler, PromptBatch, 
 from tlkit.data.chat_template import paper_chat_template
 from tlkit.data.features import encode, fit_prompt
 from tlkit.data.loading import DataFile, code_stamp, read_records
-from tlkit.data.mae import ErrorDetector, masked_turns
-from tlkit.data.records import Message, Trajectory
 from tlkit.data.render import PromptFormat
+from tlkit.mae import ErrorDetector, mark_untrained
 from tlkit.models import load_tokenizer
+from tlkit.records import Message, Trajectory, target_message_index
 
 FEATURES = ("input_ids", "turn_ids", "key_mask", "argument_end_mask")
 # How answers are parsed in each prompt format (chat templates write their own syntaxes: detect each).
@@ -41,12 +41,11 @@ OVER_LENGTH = {
 }
 
 
-def target_message_index(trajectory: Trajectory) -> int | None:
-    """The turn a record is scored on: its last assistant turn with tool calls."""
-    for i in range(len(trajectory.messages) - 1, -1, -1):
-        if trajectory.messages[i].role == "assistant" and trajectory.messages[i].tool_calls:
-            return i
-    return None
+def trajectory_of(row: dict[str, Any], detector: ErrorDetector | None) -> Trajectory:
+    """A training row's trajectory, with MAE's marks when MAE is on: what both the tokeniser and the PPO
+    prompts read (an untrained turn gets no loss and gives no prompt)."""
+    trajectory = Trajectory.from_json(row["record"])
+    return trajectory if detector is None else mark_untrained(trajectory, detector)
 
 
 class ToolCallDataModule(L.LightningDataModule):
@@ -139,8 +138,7 @@ class ToolCallDataModule(L.LightningDataModule):
         tokenizer, prompt_format, max_length, detector = self.tokenizer, self.prompt_format, self.max_length, self.detector
 
         def featurize(row: dict[str, Any]) -> dict[str, Any]:
-            trajectory = Trajectory.from_json(row["record"])
-            return encode(trajectory, tokenizer, prompt_format, max_length, detector)
+            return encode(trajectory_of(row, detector), tokenizer, prompt_format, max_length)
 
         features = records.map(featurize, new_fingerprint=fingerprint, desc=f"tokenising {split}")
         if split == "train":
@@ -251,10 +249,9 @@ class ToolCallDataModule(L.LightningDataModule):
         examples, counts = [], Counter()
         for file, dataset in self.records.get("train", []):
             for row in dataset:
-                trajectory = Trajectory.from_json(row["record"])
-                masked = masked_turns(trajectory, self.detector) if self.detector is not None else {}
+                trajectory = trajectory_of(row, self.detector)
                 for i, message in enumerate(trajectory.messages):
-                    if message.role == "assistant" and message.tool_calls and i not in masked:
+                    if message.role == "assistant" and message.tool_calls and message.untrained is None:
                         examples.append(self.prompt_example(trajectory, i, row["source"], counts, keep_overlong=False,
                                                             format=file.format))
         self.over_length[("train", "prompts")] = counts

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from tlkit.data.mae import ErrorDetector, masked_turns
-from tlkit.data.records import Trajectory
 from tlkit.data.render import PromptFormat, render, render_prompt
-from tlkit.weighting import key_char_offsets
+from tlkit.pkt import key_char_offsets
+from tlkit.records import Trajectory
 
 
 def token_at(starts: np.ndarray, ends: np.ndarray, char: int) -> int | None:
@@ -27,9 +26,8 @@ def encode(
     tokenizer: Any,
     format: PromptFormat = "paper",
     max_length: int | None = None,
-    detector: ErrorDetector | None = None,
 ) -> dict[str, Any]:
-    """Token ids and masks for one trajectory; every unmasked assistant turn is a target.
+    """Token ids and masks for one trajectory; every assistant turn not marked untrained (MAE) is a target.
 
     Returns lists aligned with `input_ids`: `turn_ids` (index of the supervised turn a token
     belongs to, -1 for context), `key_mask`, `argument_end_mask`; and `masked` (the MAE reason of
@@ -37,7 +35,6 @@ def encode(
     `max_length` and were cut) and `cut_turns` (trained turns with no token left).
     """
     rendered = render(trajectory, format, tokenizer)
-    masked = masked_turns(trajectory, detector) if detector is not None else {}
     encoding = tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
     offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     starts, ends = offsets[:, 0], offsets[:, 1]
@@ -47,7 +44,7 @@ def encode(
     argument_end_mask = np.zeros(len(starts), dtype=bool)
     offered = [tool.name for tool in trajectory.tools]
 
-    trained = [t for t in rendered.targets if t.message_index not in masked]
+    trained = [t for t in rendered.targets if trajectory.messages[t.message_index].untrained is None]
     for turn, target in enumerate(trained):
         turn_ids[real & (ends > target.start) & (starts < target.end)] = turn
         for call in target.calls:
@@ -73,7 +70,7 @@ def encode(
         "argument_end_mask": argument_end_mask[:keep].tolist(),
         "length": keep,
         "n_turns": len(trained),
-        "masked": sorted(masked.values()),
+        "masked": sorted(m.untrained for m in trajectory.messages if m.untrained is not None),
         "truncated": truncated,
         "cut_turns": cut_turns,
     }

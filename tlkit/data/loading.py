@@ -1,6 +1,6 @@
 """Records as a `datasets.Dataset`, read by the format readers and cached on disk.
 
-The cache is keyed by the file's size and modification time, by the code that makes records and by
+The cache is keyed by the file's size and modification time, by tlkit's code and by
 whether argument values are normalised to their declared types, so a changed file or reader is read
 again. Each row carries the outcomes of that normalisation (`types`), which the DataModule counts.
 """
@@ -17,7 +17,7 @@ import datasets
 
 from tlkit.data.argument_types import normalise_calls
 from tlkit.data.readers import READERS, ReaderFormat, read_trajectories
-from tlkit.data.records import RecordError
+from tlkit.records import RecordError
 
 
 @dataclass
@@ -56,11 +56,13 @@ def file_stamp(path: str) -> str:
 
 
 def code_stamp() -> str:
-    """Changes whenever the code that makes records and features changes: keys the caches."""
+    """Changes whenever tlkit's code changes: keys the caches of records and features. The whole package
+    is hashed, not a list of the modules that make records (a list that a moved file would silently break);
+    a change elsewhere costs one re-read of the data."""
     digest = hashlib.sha256()
     package = Path(__file__).parents[1]
-    for p in [*sorted(package.joinpath("data").rglob("*.py")), package / "calls.py", package / "weighting.py"]:
-        digest.update(p.read_bytes())
+    for p in sorted(package.rglob("*.py")):
+        digest.update(p.relative_to(package).as_posix().encode() + b"\0" + p.read_bytes())
     return digest.hexdigest()
 
 

@@ -3,7 +3,7 @@
 Which names: every gold tool (those the target turn, or a RoTBench alternative, calls) and about
 half of the other tools; within each tool, the parameters the gold calls use and about half of
 the rest ("about half": exactly half, an odd count rounded up or down at random).
-What happens to a chosen name, by level (shared/data/README.md):
+What happens to a chosen name, by level (RoTBench's levels; docs/metrics.md, "Noise"):
 - slight: one or two letters inserted, deleted or substituted;
 - medium: the name reversed, or replaced by random letters;
 - heavy: tool names are shuffled among the chosen tools (every one moves; a lone chosen tool swaps
@@ -30,7 +30,7 @@ import string
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from tlkit.data.records import Trajectory
+from tlkit.records import Trajectory, gold_calls
 
 NoiseLevel = Literal["slight", "medium", "heavy", "union"]
 NOISE_LEVELS = ("slight", "medium", "heavy", "union")
@@ -171,12 +171,10 @@ def noise_parameters(
 # The record
 
 
-def gold_names(data: dict[str, Any]) -> list[dict[str, Any]]:
+def gold_names(trajectory: Trajectory) -> list[dict[str, Any]]:
     """The record's gold calls as `{name, arguments}`: the target turn's and RoTBench's alternatives."""
-    target = next(
-        (m["tool_calls"] for m in reversed(data["messages"]) if m["role"] == "assistant" and m.get("tool_calls")), []
-    )
-    alternatives = data.get("meta", {}).get("alternatives") or []
+    target = [{"name": c.name, "arguments": c.arguments} for c in gold_calls(trajectory)]
+    alternatives = trajectory.meta.get("alternatives") or []
     return [c for c in [*target, *alternatives] if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
@@ -207,7 +205,7 @@ def add_noise(trajectory: Trajectory, level: NoiseLevel, seed: int) -> Trajector
         raise ValueError(f"unknown noise level {level!r}: expected one of {', '.join(NOISE_LEVELS)}")
     rng = random.Random(f"{seed}:{level}:{trajectory.id}")
     data = trajectory.to_dict()  # a deep copy: everything below rewrites it in place
-    gold = gold_names(data)
+    gold = gold_names(trajectory)
     tool_names = list(dict.fromkeys(t["name"] for t in data["tools"]))
     tools = rename_tools(tool_names, {c["name"] for c in gold}, level, rng)
 

@@ -18,7 +18,7 @@ import json
 from typing import Any, Literal, NamedTuple
 
 from tlkit.calls import CallFormat, CallSpans, python_literal, render_calls
-from tlkit.data.records import Message, Tool, Trajectory
+from tlkit.records import Message, Tool, Trajectory
 
 PromptFormat = Literal["paper", "json", "chat_template"]
 

@@ -1,5 +1,5 @@
 """Generation-based evaluation, shared by every module: generate each eval prompt's answer, judge
-it by its eval set's rule (`tlkit.rules.judge`: BFCL's AST check for `bfcl` files, RoTBench's for
+it by its eval set's rule (`tlkit.scoring.rules.judge`: BFCL's AST check for `bfcl` files, RoTBench's for
 `rotbench`, the generic rule otherwise; TS / PI / CF and the error category, as `tlkit score`
 does), log, and write every prediction to a JSONL file in the run folder.
 """
@@ -7,6 +7,7 @@ does), log, and write every prediction to a JSONL file in the run folder.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -17,10 +18,16 @@ import torch
 from torch import nn
 
 from tlkit.data.batching import PromptBatch
-from tlkit.data.records import RecordError
-from tlkit.metrics import (ContentFillingAccuracy, ErrorCategoryRate, ParameterIdentificationAccuracy, RecordCount,
-                           ToolSelectionAccuracy)
-from tlkit.rules import AnswerKeyError, judge
+from tlkit.records import RecordError
+from tlkit.scoring.metrics import (
+    ContentFillingAccuracy,
+    ErrorCategoryRate,
+    ParameterIdentificationAccuracy,
+    RecordCount,
+    ToolSelectionAccuracy,
+)
+from tlkit.scoring.report import eval_sets_table
+from tlkit.scoring.rules import AnswerKeyError, judge
 
 
 def end_of_turn_ids(tokenizer: Any) -> list[int]:
@@ -68,6 +75,14 @@ def answer_texts(tokenizer: Any, new_tokens: torch.Tensor, stops: list[int], kee
         end = next((i for i, token in enumerate(row) if token in stops), len(row))
         texts.append(tokenizer.decode(row[:end], skip_special_tokens=not keep_special))
     return texts
+
+
+PREDICTION_FILE = re.compile(r"(?P<stage>[a-z]+)-step(?P<step>\d+)-(?P<name>.+?)(?:\.rank\d+)?\.jsonl")
+
+
+def prediction_file(stage: str, step: int, name: str, rank: int | None = None) -> str:
+    """`<stage>-step<step>-<eval set>[.rank<k>].jsonl`: one eval set's answers (`PREDICTION_FILE` reads it back)."""
+    return f"{stage}-step{step}-{name}{'' if rank is None else f'.rank{rank}'}.jsonl"
 
 
 def slot(key: str) -> str:
@@ -141,7 +156,7 @@ class GenerationEvaluation(nn.Module):
         if stage != "predict":
             module.log(f"{stage}/generation_seconds", self.seconds, reduce_fx="max", add_dataloader_idx=False)
         if trainer.is_global_zero and table and stage in ("test", "predict"):
-            print(format_table(table))
+            print(eval_sets_table(table))
         for key in [k for k in self.rows if k.startswith(f"{stage}/")]:
             del self.rows[key]
         self.seconds = 0.0
@@ -154,8 +169,7 @@ class GenerationEvaluation(nn.Module):
         stage, name = key.split("/", 1)
         folder = Path(log_dir) / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
-        rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
-        path = folder / f"{stage}-step{trainer.global_step}-{name}{rank}.jsonl"
+        path = folder / prediction_file(stage, trainer.global_step, name, trainer.global_rank if trainer.world_size > 1 else None)
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         experiment = getattr(trainer.logger, "experiment", None)
         if trainer.is_global_zero and hasattr(experiment, "add_text"):
@@ -166,11 +180,3 @@ class GenerationEvaluation(nn.Module):
             experiment.add_text(f"{key}/samples", samples, trainer.global_step)
 
 
-def format_table(table: list[tuple[str, int, dict[str, torch.Tensor]]]) -> str:
-    """A console table: one row per eval set, TS / PI / CF and the most common error categories."""
-    lines = [f"{'eval set':32s} {'n':>5s} {'TS':>6s} {'PI':>6s} {'CF':>6s}  top categories"]
-    for name, n, values in table:
-        shares = sorted(((float(v), k.split("/", 1)[1]) for k, v in values.items() if k.startswith("category/")), reverse=True)
-        top = ", ".join(f"{c} {100 * v:.0f}%" for v, c in shares[:3] if v > 0)
-        lines.append(f"{name:32s} {n:5d} {100 * float(values['ts']):6.1f} {100 * float(values['pi']):6.1f} {100 * float(values['cf']):6.1f}  {top}")
-    return "\n".join(lines)

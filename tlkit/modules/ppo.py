@@ -16,12 +16,12 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from tlkit import rl
-from tlkit.classify import Category
 from tlkit.data.batching import PromptBatch
+from tlkit.irm import Category, ErrorCategoryReward
 from tlkit.models import LoraSettings, apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
 from tlkit.modules.evaluation import generate, stop_token_ids
-from tlkit.rewards import ErrorCategoryReward
+from tlkit.scoring.rules import judge
 
 
 class Rollout(NamedTuple):
@@ -172,9 +172,9 @@ class ErrorAwarePPO(ToolCallModule):
 
     # --- rollout --------------------------------------------------------------------------
     def score(self, texts: list[str], batch: PromptBatch, call_format: str) -> tuple[torch.Tensor, list[Category]]:
-        categories, rewards = zip(*(self.reward.score(text, e.gold, e.tools, call_format, e.meta, e.format)
-                                    for text, e in zip(texts, batch.examples)))
-        return torch.tensor(rewards, device=self.device), list(categories)
+        categories = [judge(text, e.gold, e.tools, e.meta, e.format, call_format, self.reward.strict).category
+                      for text, e in zip(texts, batch.examples)]
+        return torch.tensor([self.reward(c) for c in categories], device=self.device), categories
 
     @torch.no_grad()
     def rollout(self, batch: PromptBatch) -> tuple[Rollout, dict[str, Any]]:

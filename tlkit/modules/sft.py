@@ -6,14 +6,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from jsonargparse import lazy_instance
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
 from tlkit.models import LoraSettings, apply_lora, load_causal_lm
 from tlkit.modules.base import ToolCallModule
-from tlkit.weighting import KeyTokenWeighting, Reduction, Weighting, weighted_cross_entropy
+from tlkit.pkt import KeyTokenLoss
+
+# Teacher-forced tags of validation and test (`<stage>/<tag>`), which `tlkit ablate` reads back.
+KEY_ACCURACY, CROSS_ENTROPY = "key_accuracy", "ce"
 
 
 class WeightedSFT(ToolCallModule):
@@ -24,9 +27,8 @@ class WeightedSFT(ToolCallModule):
             (docs/models.md). A folder with only a `config.json` builds that architecture with
             fresh weights (the embedded default).
         tokenizer: The tokenizer; linked from the DataModule by the CLI, not set in YAML.
-        weighting: Token weighting: `KeyTokenWeighting` (PKT) or `Uniform` (plain SFT).
-        reduction: `turn`: mean of per-turn weighted losses (the reference); `token`: one weighted
-            mean over all tokens of the batch.
+        loss: The loss, PKT's `KeyTokenLoss` (`w_max`, `exclude_argument_ends`, `reduction`); `w_max: 1` is
+            plain SFT.
         lora: peft `LoraConfig` keywords (e.g. `{r: 8, lora_alpha: 16, target_modules: [q_proj, v_proj]}`);
             None trains all weights.
         dtype: Weight dtype to load in (`bfloat16`, `float32`, ...); None keeps the checkpoint's.
@@ -44,8 +46,7 @@ class WeightedSFT(ToolCallModule):
         self,
         model: str,
         tokenizer: Any = None,
-        weighting: Weighting = lazy_instance(KeyTokenWeighting),
-        reduction: Reduction = "turn",
+        loss: KeyTokenLoss = lazy_instance(KeyTokenLoss),
         lora: LoraSettings | None = None,
         dtype: str | None = None,
         gradient_checkpointing: bool = False,
@@ -57,8 +58,8 @@ class WeightedSFT(ToolCallModule):
         scheduler: LRSchedulerCallable | None = None,
     ):
         super().__init__(tokenizer, eval_generation, max_new_tokens, export, merge_lora)
-        self.save_hyperparameters(ignore=["tokenizer", "weighting", "optimizer", "scheduler"])
-        self.weighting, self.reduction = weighting, reduction
+        self.save_hyperparameters(ignore=["tokenizer", "loss", "optimizer", "scheduler"])
+        self.loss = loss
         self.optimizer, self.scheduler = optimizer, scheduler
         self.policy = apply_lora(load_causal_lm(model, dtype), lora)
         if tokenizer is not None and len(tokenizer) > self.policy.get_input_embeddings().num_embeddings:
@@ -83,8 +84,7 @@ class WeightedSFT(ToolCallModule):
         # Only supervised positions go through the LM head (a (hidden x vocab) matmul per position).
         keep = F.pad(turn_ids >= 0, (0, 1), value=False)
         logits = self(batch["input_ids"], batch["attention_mask"], logits_to_keep=keep)
-        weights = self.weighting(turn_ids, key_mask, argument_end_mask)
-        loss, ce = weighted_cross_entropy(logits, targets, weights, turn_ids, self.reduction)
+        loss, ce, weights = self.loss(logits, targets, turn_ids, key_mask, argument_end_mask)
         supervised = turn_ids >= 0
         key = key_mask & supervised
         n_key = key.sum()
@@ -107,10 +107,10 @@ class WeightedSFT(ToolCallModule):
         out = self.losses(batch)
         size = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True, add_dataloader_idx=False)
-        self.log(f"{stage}/ce", out["ce"], batch_size=size, sync_dist=True, add_dataloader_idx=False)
+        self.log(f"{stage}/{CROSS_ENTROPY}", out["ce"], batch_size=size, sync_dist=True, add_dataloader_idx=False)
         if out["key_correct"].numel():
             self.key_accuracy[stage].update(out["key_correct"].float())  # a mean over key tokens, not batches
-            self.log(f"{stage}/key_accuracy", self.key_accuracy[stage], add_dataloader_idx=False)
+            self.log(f"{stage}/{KEY_ACCURACY}", self.key_accuracy[stage], add_dataloader_idx=False)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(p for p in self.parameters() if p.requires_grad)

@@ -22,7 +22,7 @@ from tlkit.data.readers.toolalpaca import read_toolalpaca
 from tlkit.data.readers.toolalpaca_golden import read_toolalpaca_golden
 from tlkit.data.readers.toolbench import read_toolbench
 from tlkit.data.readers.xlam import read_xlam
-from tlkit.data.records import RecordError, Trajectory
+from tlkit.records import RecordError, Trajectory
 
 READERS: dict[str, Callable[[str], Iterator[Trajectory]]] = {
     "tlkit": read_tlkit,

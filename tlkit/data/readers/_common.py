@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlkit.data.records import RecordError, Tool
+from tlkit.records import RecordError, Tool, tool_from_dict
 
 # What decoding JSON text can raise: a syntax error, or nesting deeper than Python's parser goes.
 JSON_ERRORS = (ValueError, RecursionError)
@@ -173,16 +173,9 @@ def object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, 
 
 
 def make_tool(spec: Any, at: At, field: str) -> Tool:
-    """A tool from an OpenAI-style `{name, description, parameters}` object."""
-    name = at.get(spec, "name", str, f"{field}.name")
-    description = spec.get("description") or ""
-    if not isinstance(description, str):
-        raise at.error(f"{field}.description", f"expected a string, got {type(description).__name__}")
-    parameters = spec.get("parameters") or {}
-    if not isinstance(parameters, dict) or not isinstance(parameters.get("properties", {}), dict):
-        raise at.error(f"{field}.parameters", "expected a JSON schema object with 'properties'")
-    parameters = normalise_schema({"type": "object", "properties": {}, **parameters})
-    return Tool(name, description, parameters)
+    """A tool from an OpenAI-style `{name, description, parameters}` object, its schema normalised."""
+    tool = tool_from_dict(spec, at.error, field)
+    return Tool(tool.name, tool.description, normalise_schema({"type": "object", "properties": {}, **tool.parameters}))
 
 
 class UniqueIds:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, iter_jsonl, normalise_schema, object_schema
-from tlkit.data.records import Message, RecordError, Tool, ToolCall, Trajectory
+from tlkit.records import Message, RecordError, Tool, ToolCall, Trajectory
 
 SIGNATURE_PARAMETER = re.compile(r"(\w+)\s*:\s*([\w\[\], ]+?)\s*(?:,|\)|$)")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, iter_jsonl, make_tool
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.records import Message, ToolCall, Trajectory
 
 QUESTION_ROLES = ("system", "user", "assistant")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, load_json, make_tool
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.records import Message, ToolCall, Trajectory
 
 ROLES = {"human": "user", "gpt": "assistant", "observation": "tool", "system": "system"}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from tlkit.calls import hermes_calls, object_literal
 from tlkit.data.readers._common import At, load_records, make_tool, record_at
 from tlkit.data.readers.openai import tool_spec
-from tlkit.data.records import Message, Tool, Trajectory
+from tlkit.records import Message, Tool, Trajectory
 
 ROLES = {"system": "system", "human": "user", "gpt": "assistant", "tool": "tool"}
 TOOLS = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)

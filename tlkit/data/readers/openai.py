@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, load_records, make_tool, record_at
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.records import Message, ToolCall, Trajectory
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
          "function": "tool"}

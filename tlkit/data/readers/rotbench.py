@@ -15,8 +15,9 @@ from json import JSONDecoder
 from pathlib import Path
 from typing import Any
 
+from tlkit.calls import react_parts
 from tlkit.data.readers._common import JSON_ERRORS, At, UniqueIds, json_problem, load_records, make_tool
-from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.records import Message, Tool, ToolCall, Trajectory
 
 SPEAKERS = {"user": "user", "function": "tool"}
 
@@ -74,12 +75,11 @@ def parse_tools(system: dict[str, Any], at: At) -> tuple[Tool, ...]:
 
 def parse_action(text: str, at: At, field: str) -> tuple[str, ToolCall]:
     """"Thought: t\\nAction: NAME\\nAction Input: {JSON}" -> (t, the call), as RoTBench's scorer reads it."""
-    action, inputs = text.find("Action:"), text.find("Action Input:")
-    if action < 0 or inputs < action:
+    parts = react_parts(text)
+    if parts is None:
         raise at.error(field, "expected 'Action: NAME' followed by 'Action Input: {JSON}'")
-    thought = text[:action].strip().removeprefix("Thought:").strip()
-    name = text[action + len("Action:") : inputs].strip()
+    thought, name, inputs = parts
     if not name:
         raise at.error(field, "expected a tool name after 'Action:'")
-    arguments = at.arguments(text[inputs + len("Action Input:") :].strip(), f"{field} (Action Input)")
+    arguments = at.arguments(inputs.strip(), f"{field} (Action Input)")
     return thought, ToolCall(name, arguments)

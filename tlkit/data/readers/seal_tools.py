@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, iter_jsonl, normalise_schema, object_schema
-from tlkit.data.records import Message, RecordError, Tool, ToolCall, Trajectory
+from tlkit.records import Message, RecordError, Tool, ToolCall, Trajectory
 
 
 def read_seal_tools(path: str | Path) -> Iterator[Trajectory]:

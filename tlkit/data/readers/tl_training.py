@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, UniqueIds, load_records, make_tool
-from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.records import Message, Tool, ToolCall, Trajectory
 
 ROLES = {"system": "system", "user": "user", "function": "tool", "tool": "tool"}
 CALL = re.compile(r"([\w.\-]+)[ \t]*\n\s*(\{.*)", re.DOTALL)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tlkit.data.readers._common import load_records
-from tlkit.data.records import RecordError, Trajectory, check_tools
+from tlkit.records import RecordError, Trajectory, check_tools
 
 
 def read_tlkit(path: str | Path) -> Iterator[Trajectory]:

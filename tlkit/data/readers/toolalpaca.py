@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import JSON_ERRORS, At, json_problem, load_json, object_schema, type_schema
-from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.records import Message, Tool, ToolCall, Trajectory
 
 PARAMETERS_LINE = re.compile(r"^Parameters:[ \t]*", re.MULTILINE)
 PLACEHOLDER = re.compile(r'"?\$\{[^{}"]*\}"?')

@@ -18,7 +18,7 @@ from typing import Any
 
 from tlkit.data.readers._common import JSON_ERRORS, At
 from tlkit.data.readers.toolalpaca import api_objects
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.records import Message, ToolCall, Trajectory
 
 STATUS = re.compile(r"Status Code: (\d{3})\b")
 REJECTED = "Invalid JSON format"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import JSON_ERRORS, At, load_json, make_tool
-from tlkit.data.records import Message, ToolCall, Trajectory
+from tlkit.records import Message, ToolCall, Trajectory
 
 # ToolBench cuts long replies mid-string, so the envelope may not parse as a whole.
 ERROR_FIELD = re.compile(r'\s*\{\s*"error"\s*:\s*("(?:[^"\\]|\\.)*")')

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tlkit.data.readers._common import At, load_records, make_tool, object_schema, record_at, type_schema
-from tlkit.data.records import Message, Tool, ToolCall, Trajectory
+from tlkit.records import Message, Tool, ToolCall, Trajectory
 
 OPTIONAL = ", optional"
 
