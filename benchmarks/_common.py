@@ -116,7 +116,8 @@ def describe_model(folder: Path, shape: bool = False) -> str:
 
     c = AutoConfig.from_pretrained(folder)
     params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (layer_matmul_params(c) + 2 * c.hidden_size)
-    detail = f", MLP {c.intermediate_size}, {c.num_attention_heads} heads ({c.num_key_value_heads} key / value)" if shape else ""
+    detail = (f", MLP {c.intermediate_size}, {c.num_attention_heads} heads ({c.num_key_value_heads} key / value)"
+              if shape else "")
     return (f"Llama {c.num_hidden_layers} layers x {c.hidden_size} hidden{detail}, vocab {c.vocab_size} "
             f"(~{params / 1e6:.1f}M parameters, tied embeddings)")
 
@@ -296,7 +297,8 @@ class Worker:
         return final
 
 
-def run_alternating(workers: dict[str, Worker], warmup: int, rounds: int, steps: int) -> dict[str, list[dict[str, Any]]]:
+def run_alternating(workers: dict[str, Worker], warmup: int, rounds: int,
+                    steps: int) -> dict[str, list[dict[str, Any]]]:
     """Warm every worker up, then `rounds` times let each run a block of `steps`, in turn."""
     for worker in workers.values():
         if warmup:
@@ -330,7 +332,8 @@ def run_workers(script: str, names: list[str], args: argparse.Namespace, options
 
 
 def totals(blocks: list[dict[str, Any]]) -> dict[str, float]:
-    out = {key: sum(b.get(key, 0) for b in blocks) for key in ("seconds", "steps", "real", "positions", "supervised", "squares")}
+    out = {key: sum(b.get(key, 0) for b in blocks)
+           for key in ("seconds", "steps", "real", "positions", "supervised", "squares")}
     out["step_seconds"] = [s for b in blocks for s in b["step_seconds"]]
     out["round_tok_s"] = [b["real"] / b["seconds"] for b in blocks]
     return out

@@ -51,7 +51,8 @@ def build_rows(path: str, reader: str, tokenizer, max_length: int):
         for target in render(trajectory, "paper", tokenizer).targets:
             if target.message_index in masked:
                 continue
-            prefix = Trajectory(trajectory.id, trajectory.tools, trajectory.messages[: target.message_index + 1], trajectory.meta)
+            prefix = Trajectory(trajectory.id, trajectory.tools, trajectory.messages[: target.message_index + 1],
+                                trajectory.meta)
             row = encode(prefix, tokenizer, "paper", max_length, None)
             last = row["n_turns"] - 1  # the prefix ends with this turn: train it alone
             keep = [t == last for t in row["turn_ids"]]
@@ -87,7 +88,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=["toolalpaca_golden", "glaive"])
     add_common_arguments(parser)
     parser.add_argument("--max-length", type=int, default=2048)
-    parser.add_argument("--batches", type=int, default=8, help="timed batches per setup and data set (0: count tokens only)")
+    parser.add_argument("--batches", type=int, default=8,
+                        help="timed batches per setup and data set (0: count tokens only)")
     args = parser.parse_args()
     set_threads(args.threads)
     quiet()
@@ -113,9 +115,10 @@ def main() -> None:
 
         print(f"Multi-turn cost, {today()}, {MACHINE}; {args.threads} torch thread(s); torch {torch.__version__}.")
         print(f"{describe_model(model)}; float32; batch {args.batch_size}; max length {args.max_length}; "
-              f"time per epoch from {args.batches} steps per setup (forward + PKT loss + backward + AdamW), alternating.\n")
-        print("| data set | setup | samples | trained turns | real tokens / epoch | supervised tokens | padding | batches / epoch "
-              "| cut at max length | time / epoch, est. (s) | tokens vs one pass |")
+              f"time per epoch from {args.batches} steps per setup (forward + PKT loss + backward + AdamW), "
+              "alternating.\n")
+        print("| data set | setup | samples | trained turns | real tokens / epoch | supervised tokens | padding "
+              "| batches / epoch | cut at max length | time / epoch, est. (s) | tokens vs one pass |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         verdicts = []
         for dataset in args.datasets:
@@ -126,7 +129,8 @@ def main() -> None:
             if args.batches:
                 picks = {}
                 for name, rows in setups.items():
-                    batches = sorted(epoch_batches(rows, args.batch_size), key=lambda b: sum(rows[i]["length"] for i in b))
+                    batches = sorted(epoch_batches(rows, args.batch_size),
+                                     key=lambda b: sum(rows[i]["length"] for i in b))
                     count = min(args.batches, len(batches))
                     picks[name] = [batches[round(k * (len(batches) - 1) / max(count - 1, 1))] for k in range(count)]
                     step(rows, picks[name][len(picks[name]) // 2])  # warm-up
@@ -141,12 +145,13 @@ def main() -> None:
             base = stats["one pass (tlkit)"]["tokens"]
             for name, s in stats.items():
                 time_text = f"{seconds[name]:.0f}" if seconds.get(name) is not None else "-"
-                print(f"| {dataset} | {name} | {s['samples']} | {s['turns']} | {s['tokens']:,} | {s['supervised']:,} | {s['padding']:.1%} "
-                      f"| {s['batches']} | {s['cut']} | {time_text} | {s['tokens'] / base:.2f}x |")
+                print(f"| {dataset} | {name} | {s['samples']} | {s['turns']} | {s['tokens']:,} | {s['supervised']:,} "
+                      f"| {s['padding']:.1%} | {s['batches']} | {s['cut']} | {time_text} | {s['tokens'] / base:.2f}x |")
             ratio = base / stats["per-turn expansion (reference)"]["tokens"]
             turns = stats["one pass (tlkit)"]["turns"] / stats["one pass (tlkit)"]["samples"]
             verdicts.append(f"{dataset}: one pass needs {ratio:.2f}x the expansion's tokens "
-                            f"({'meets' if ratio <= 0.5 else 'misses'} the <= 0.50x target), {turns:.2f} trained turns per trajectory.")
+                            f"({'meets' if ratio <= 0.5 else 'misses'} the <= 0.50x target), "
+                            f"{turns:.2f} trained turns per trajectory.")
         print("\nTarget: one pass needs at most half the tokens of the per-turn expansion.")
         for line in verdicts:
             print(line)

@@ -33,8 +33,9 @@ RUNS = {
     "ErrorAwarePPO, shared critic": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.critic=shared"],
     "ErrorAwarePPO + LoRA, shared critic": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.critic=shared",
                                            f"--model.init_args.lora={LORA}"],
-    "ErrorAwarePPO GRPO + LoRA (no critic)": ["--config", "experiments/smoke_ppo.yaml", "--model.init_args.advantage=grpo",
-                                             f"--model.init_args.lora={LORA}", "--model.init_args.group_size=4"],
+    "ErrorAwarePPO GRPO + LoRA (no critic)": ["--config", "experiments/smoke_ppo.yaml",
+                                             "--model.init_args.advantage=grpo", f"--model.init_args.lora={LORA}",
+                                             "--model.init_args.group_size=4"],
 }
 
 MEASURE = """
@@ -58,9 +59,9 @@ def main() -> None:
         rows = []
         for name, config in RUNS.items():
             command = [sys.executable, "-m", "tlkit.cli", "fit", *config, f"--model.init_args.model={model}",
-                       f"--trainer.limit_train_batches={args.steps}", "--trainer.max_steps=-1", "--trainer.max_epochs=1",
-                       "--trainer.limit_val_batches=0", "--model.init_args.export=false", "--data.batch_size=4",
-                       "--model.init_args.max_new_tokens=32",
+                       f"--trainer.limit_train_batches={args.steps}", "--trainer.max_steps=-1",
+                       "--trainer.max_epochs=1", "--trainer.limit_val_batches=0", "--model.init_args.export=false",
+                       "--data.batch_size=4", "--model.init_args.max_new_tokens=32",
                        f"--trainer.logger.init_args.save_dir={tmp}/runs"]
             started = time.perf_counter()
             done = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=ROOT, capture_output=True, text=True)
@@ -73,7 +74,8 @@ def main() -> None:
         if params is None:
             from transformers import AutoModelForCausalLM
 
-            params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+            params = sum(p.numel()
+                         for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
     base = rows[0][1] if rows else 1
     print(f"Llama {args.layers} layers x {args.hidden} hidden ({params / 1e6:.1f}M parameters), "
           f"{args.steps} training batches of 4, CPU, peak resident memory of the whole process\n")

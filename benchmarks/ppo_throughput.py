@@ -65,7 +65,8 @@ SAMPLING = {"do_sample": True, "temperature": 1.0}  # every row samples alike (T
 
 
 def ppo_yaml() -> dict[str, Any]:
-    """ErrorAwarePPO's arguments in experiments/smoke_ppo.yaml, built as the CLI builds them (KL controller, optimisers)."""
+    """ErrorAwarePPO's arguments in experiments/smoke_ppo.yaml, built as the CLI builds them (KL controller,
+    optimisers)."""
     import yaml
     from jsonargparse import ArgumentParser
 
@@ -256,7 +257,8 @@ def main() -> None:
     add_common_arguments(parser, data=False)
     parser.add_argument("--prompts", type=int, default=4, help="distinct prompts per step (gae row: x --generations)")
     parser.add_argument("--generations", type=int, default=4, help="sampled answers per prompt (>= 2)")
-    parser.add_argument("--max-new-tokens", type=int, default=48, help="longest answer (experiments/smoke_ppo.yaml's 48)")
+    parser.add_argument("--max-new-tokens", type=int, default=48,
+                        help="longest answer (experiments/smoke_ppo.yaml's 48)")
     add_lockstep_arguments(parser, list(ROWS), warmup=1, steps=2)
     args = parser.parse_args()
     if args.generations < 2:

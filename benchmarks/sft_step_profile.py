@@ -75,7 +75,8 @@ def main() -> None:
         module.train()
         optimizer = torch.optim.AdamW(module.parameters(), lr=2e-3)
         vocab = module.policy.get_output_embeddings().weight.shape[0]
-        print(f"WeightedSFT step profile, {today()}, {MACHINE}; {args.threads} torch thread(s); torch {torch.__version__}.")
+        print(f"WeightedSFT step profile, {today()}, {MACHINE}; {args.threads} torch thread(s); "
+              f"torch {torch.__version__}.")
         print(f"{describe_model(model)}; {args.dataset}; batch {args.batch_size}; {args.batches} profiled steps.\n")
 
         for batch in batches[:2]:  # warm-up
@@ -130,7 +131,8 @@ def main() -> None:
         for name, t in times.items():
             print(f"| {name} | {statistics.median(t) * 1e3:.0f} | {statistics.median(t) / base:.2f}x |")
 
-        print("\n| data set | size | padding, batches as the DataLoader cuts the stream (seeds 0/1/2) | padding, the sampler's own batches |")
+        print("\n| data set | size | padding, batches as the DataLoader cuts the stream (seeds 0/1/2) "
+              "| padding, the sampler's own batches |")
         print("|---|---:|---|---:|")
         for name in DATASETS:
             p, r = data_path(args.data_root, name)

@@ -69,8 +69,8 @@ def tlkit_data(args):
     from tlkit import DataFile, ToolCallDataModule
 
     path, reader = data_path(args.data_root, args.dataset)
-    dm = ToolCallDataModule(args.model, train=[DataFile(path, reader)], prompt_format="paper", max_length=args.max_length,
-                            batch_size=args.batch_size, cache_dir=args.cache_dir, seed=0)
+    dm = ToolCallDataModule(args.model, train=[DataFile(path, reader)], prompt_format="paper",
+                            max_length=args.max_length, batch_size=args.batch_size, cache_dir=args.cache_dir, seed=0)
     dm.setup("fit")
     return dm
 
@@ -153,7 +153,8 @@ def worker_bare(args, blocks: Blocks) -> None:
         batch = next(batches)
         input_ids, turn_ids = batch["input_ids"].to(args.device), batch["turn_ids"].to(args.device)
         with autocast(args):
-            logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"].to(args.device), use_cache=False).logits
+            logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"].to(args.device),
+                           use_cache=False).logits
             labels = input_ids[:, 1:].masked_fill(turn_ids[:, 1:] < 0, -100)
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(), ignore_index=-100)
         loss.backward()
@@ -175,7 +176,8 @@ def prompt_completion_pairs(path: str, reader: str, tokenizer) -> list[dict[str,
         masked = masked_turns(trajectory, detector)
         for target in rendered.targets:
             if target.message_index not in masked:
-                pairs.append({"prompt": rendered.text[: target.start], "completion": rendered.text[target.start : target.end]})
+                pairs.append({"prompt": rendered.text[: target.start],
+                              "completion": rendered.text[target.start : target.end]})
     return pairs
 
 
@@ -213,13 +215,14 @@ def worker_trl(args, blocks: Blocks, matched: bool) -> None:
         def on_step_end(self, args, state, control, **kwargs):
             blocks.step_done(*counts.popleft())
 
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[Pause()])
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[Pause()])
     collate = trainer.data_collator
 
     def counting_collate(examples):
         batch = collate(examples)
-        counts.append((batch["attention_mask"].sum(), batch["input_ids"].numel(), (batch["labels"][:, 1:] != -100).sum(),
-                       None, squares(batch["attention_mask"])))
+        counts.append((batch["attention_mask"].sum(), batch["input_ids"].numel(),
+                       (batch["labels"][:, 1:] != -100).sum(), None, squares(batch["attention_mask"])))
         return batch
 
     trainer.data_collator = counting_collate
@@ -274,22 +277,27 @@ def measure(args, dataset: str) -> list[dict]:
 def print_table(dataset: str, rows: list[dict], args) -> None:
     print(f"\n### {dataset} ({os.path.relpath(data_path(args.data_root, dataset)[0], args.data_root)})\n")
     cuda = args.device == "cuda"
-    memory = "model TFLOP/s | MFU | peak GPU memory (MiB) | peak RSS (MiB)" if cuda else "peak RSS (MiB) | RSS rise in training (MiB)"
-    print(f"| system | steps/s | real tok/s (rounds min-max) | supervised tok/s | padding | samples / epoch | real tokens / epoch | epoch, est. (s) | {memory} |")
+    memory = ("model TFLOP/s | MFU | peak GPU memory (MiB) | peak RSS (MiB)" if cuda
+              else "peak RSS (MiB) | RSS rise in training (MiB)")
+    print("| system | steps/s | real tok/s (rounds min-max) | supervised tok/s | padding | samples / epoch "
+          f"| real tokens / epoch | epoch, est. (s) | {memory} |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * memory.count("|") + "---:|")
     for r in rows:
         if cuda:
-            memory = f"{r['tflops']:.0f} | {r['tflops'] / args.peak_tflops:.1%} | {r['peak_gpu']:,.0f} | {r['peak']:,.0f}"
+            memory = (f"{r['tflops']:.0f} | {r['tflops'] / args.peak_tflops:.1%} | {r['peak_gpu']:,.0f} "
+                      f"| {r['peak']:,.0f}")
         else:
             memory = f"{r['peak']:,.0f} | {r['rise']:,.0f}"
-        print(f"| {SYSTEMS[r['system']]} | {r['steps_s']:.2f} | {r['tok_s']:,.0f} ({r['tok_s_min']:,.0f}-{r['tok_s_max']:,.0f}) "
-              f"| {r['sup_s']:,.0f} | {r['padding']:.1%} | {r['samples']} | {r['epoch_tokens']:,} | {r['epoch_s']:.{1 if cuda else 0}f} "
-              f"| {memory} |")
+        print(f"| {SYSTEMS[r['system']]} | {r['steps_s']:.2f} "
+              f"| {r['tok_s']:,.0f} ({r['tok_s_min']:,.0f}-{r['tok_s_max']:,.0f}) "
+              f"| {r['sup_s']:,.0f} | {r['padding']:.1%} | {r['samples']} | {r['epoch_tokens']:,} "
+              f"| {r['epoch_s']:.{1 if cuda else 0}f} | {memory} |")
     by = {r["system"]: r for r in rows}
     same = [s for s in ("tlkit-trainer", "tlkit-direct", "bare") if s in by]
     if len(same) > 1:
         identical = all(by[s]["digest"] == by[same[0]]["digest"] for s in same)
-        print(f"\nIdentical batches for {', '.join(SYSTEMS[s] for s in same)}: {'yes' if identical else 'NO'} (fingerprint of every timed batch).")
+        print(f"\nIdentical batches for {', '.join(SYSTEMS[s] for s in same)}: {'yes' if identical else 'NO'} "
+              "(fingerprint of every timed batch).")
     if "tlkit-trainer" in by:
         ours = by["tlkit-trainer"]
         ratios = [f"{ours['tok_s'] / by[s]['tok_s']:.2f}x {SYSTEMS[s]}" for s in by if s != "tlkit-trainer"]
@@ -302,16 +310,20 @@ def print_table(dataset: str, rows: list[dict], args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=["bfcl_simple", "toolalpaca_golden"])
-    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=[s for s in SYSTEMS if s != "tlkit-direct"],
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS),
+                        default=[s for s in SYSTEMS if s != "tlkit-direct"],
                         help="systems to run (default: all but tlkit-direct, which shows what the Trainer costs)")
     add_common_arguments(parser)
-    parser.add_argument("--intermediate", type=int, default=None, help="MLP width (default: 8/3 x hidden, a multiple of 64)")
+    parser.add_argument("--intermediate", type=int, default=None,
+                        help="MLP width (default: 8/3 x hidden, a multiple of 64)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: hidden / 64)")
     parser.add_argument("--kv-heads", type=int, default=None, help="key / value heads (default: --heads)")
     parser.add_argument("--max-length", type=int, default=1024)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where every system trains (cuda: one GPU)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where every system trains (cuda: one GPU)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="fp32, or bf16 mixed precision (float32 weights and optimiser, bf16 autocast) for every system")
+                        help="fp32, or bf16 mixed precision (float32 weights and optimiser, bf16 autocast) "
+                             "for every system")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_TFLOPS,
                         help="the GPU's peak TFLOP/s that MFU divides by (default: H100 / H200 SXM dense bf16)")
     add_lockstep_arguments(parser, list(SYSTEMS), warmup=2, steps=3)
@@ -323,7 +335,8 @@ def main() -> None:
     with model_and_cache(args.hidden, args.layers, **shape) as (args.model, args.cache_dir):
         library_versions, args.systems = versions(args.systems)
         cuda = args.device == "cuda"
-        print(f"SFT throughput, {today()}, {gpu_machine() if cuda else MACHINE}; {args.threads} torch thread(s) per process.")
+        print(f"SFT throughput, {today()}, {gpu_machine() if cuda else MACHINE}; "
+              f"{args.threads} torch thread(s) per process.")
         precision = ("bf16 mixed precision (bf16 autocast; float32 weights, gradients and AdamW states)"
                      if args.precision == "bf16" else "float32")
         print(f"{describe_model(args.model, shape=cuda or any(shape.values()))}; {precision}; batch {args.batch_size}; "

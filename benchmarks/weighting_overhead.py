@@ -105,7 +105,8 @@ def main() -> None:
     add_common_arguments(parser)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=8, help="distinct batches per data set")
-    parser.add_argument("--repeats", type=int, default=3, help="passes over those batches (each step runs once per strategy)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="passes over those batches (each step runs once per strategy)")
     parser.add_argument("--calls", type=int, default=200, help="weighting calls per batch in the call-alone timing")
     args = parser.parse_args()
     set_threads(args.threads)
@@ -115,7 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tlkit-bench-") as tmp:
         args.model = model_folder(args.hidden, args.layers, Path(tmp) / "model")
         args.cache_dir = str(Path(tmp) / "cache")
-        print(f"PKT weighting overhead, {today()}, {MACHINE}; {args.threads} torch thread(s); torch {torch.__version__}.")
+        print(f"PKT weighting overhead, {today()}, {MACHINE}; {args.threads} torch thread(s); "
+              f"torch {torch.__version__}.")
         print(f"{describe_model(args.model)}; float32; batch {args.batch_size}; max length {args.max_length}; "
               f"one step = WeightedSFT.losses (reduction `turn`) + backward + AdamW step, called directly; "
               f"{args.batches} batches x {args.repeats} repeats per strategy, alternating.\n")
@@ -125,12 +127,14 @@ def main() -> None:
           "| weighting call alone: plain / PKT (µs) | call-alone difference, % of a step |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['dataset']} | {r['tokens']:,.0f} | {r['key_share']:.1%}, {r['key_weight']:.1f} | {r['uniform'] * 1e3:.0f} "
-              f"| {r['key'] * 1e3:.0f} | {r['overhead']:+.1%} | {r['paired']:+.1%} ({r['q1']:+.1%} to {r['q3']:+.1%}) "
+        print(f"| {r['dataset']} | {r['tokens']:,.0f} | {r['key_share']:.1%}, {r['key_weight']:.1f} "
+              f"| {r['uniform'] * 1e3:.0f} | {r['key'] * 1e3:.0f} | {r['overhead']:+.1%} "
+              f"| {r['paired']:+.1%} ({r['q1']:+.1%} to {r['q3']:+.1%}) "
               f"| {r['call_uniform'] * 1e6:.0f} / {r['call_key'] * 1e6:.0f} | {r['call_share']:.2%} |")
     worst = max(max(r["overhead"], r["paired"]) for r in rows)
     print(f"\nTarget: at most +3%. Largest measured overhead: {worst:+.1%}; the weighting call itself costs "
-          f"{max(r['call_share'] for r in rows):.2%} of a step at most (step-to-step noise on a shared machine is larger).")
+          f"{max(r['call_share'] for r in rows):.2%} of a step at most "
+          "(step-to-step noise on a shared machine is larger).")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,8 @@ def test_each_row_differs_from_its_base_only_in_what_it_changes(row):
     assert all(any(k.startswith(prefix) for prefix in CHANGES[row]) for k in changed), changed
     if irm:  # the module changes (PPO after SFT) and starts from the matching SFT row's export
         sft = resolved(ablate.ROWS[row].sft)
-        assert (sft["model"]["class_path"], config["model"]["class_path"]) == ("tlkit.WeightedSFT", "tlkit.ErrorAwarePPO")
+        assert (sft["model"]["class_path"], config["model"]["class_path"]) == (
+            "tlkit.WeightedSFT", "tlkit.ErrorAwarePPO")
         assert config["model"]["init_args"]["model"] == f"runs/ablations/{ablate.ROWS[row].sft}/seed0/sft/hf_model"
         assert config["data"]["mae"] == sft["data"]["mae"]
     if not irm:  # PKT rows weigh key tokens up to 9, the others are plain SFT (w_max 1)
@@ -103,12 +104,14 @@ def test_plan_trains_each_sft_row_once_before_the_ppo_that_needs_it(tmp_path):
 
 
 def test_overrides_rows_and_seeds_are_checked():
-    overrides = ablate.parse_overrides(["trainer.max_steps=4", "ppo:model.init_args.ppo_epochs=1", "data.test=[{path: a}]"])
+    overrides = ablate.parse_overrides(["trainer.max_steps=4", "ppo:model.init_args.ppo_epochs=1",
+                                        "data.test=[{path: a}]"])
     assert overrides["sft"] == overrides["test"] == ["--trainer.max_steps=4", "--data.test=[{path: a}]"]
     assert overrides["ppo"] == ["--trainer.max_steps=4", "--model.init_args.ppo_epochs=1", "--data.test=[{path: a}]"]
     assert ablate.parse_rows("irm, none") == ["none", "irm"]  # the table's order
     assert ablate.parse_seeds("0,1,1") == [0, 1]
-    for call, bad in ((ablate.parse_overrides, ["max_steps"]), (ablate.parse_rows, "none,w/o_mae"), (ablate.parse_seeds, "a")):
+    for call, bad in ((ablate.parse_overrides, ["max_steps"]), (ablate.parse_rows, "none,w/o_mae"),
+                      (ablate.parse_seeds, "a")):
         with pytest.raises(SystemExit, match="tlkit ablate: error:"):
             call(bad)
 
@@ -120,7 +123,8 @@ def test_table_gives_mean_and_std_over_seeds():
     assert "| row | BFCL (n=50) |" in text
     assert "| none | 15.0 ± 7.1 / 5.0 ± 0.0 / 1.0 ± 1.4 |" in text
     assert "| all | 45.0 ± 7.1 / 30.0 ± 0.0 / 21.0 ± 1.4 |" in text
-    assert "| none | 10.0 / 5.0 / 0.0 |" in ablate.markdown_table({"none": {"BFCL": {k: v[:1] for k, v in table["none"]["BFCL"].items()}}}, [0])
+    assert "| none | 10.0 / 5.0 / 0.0 |" in ablate.markdown_table(
+        {"none": {"BFCL": {k: v[:1] for k, v in table["none"]["BFCL"].items()}}}, [0])
     table["none"]["teacher-forced"] = {"key acc": [20.0, 30.0], "CE": [3.0, 3.5]}
     text = ablate.markdown_table(table, [0, 1])
     assert "| row | BFCL (n=50) | key acc / CE |" in text
@@ -145,7 +149,8 @@ def test_paired_bootstrap_interval_of_a_cf_difference():
 
 
 def test_comparison_marks_rows_whose_interval_excludes_zero():
-    text = ablate.markdown_comparison({"pkt": {"BFCL": (8.0, 2.0, 14.0), "Seal": (1.0, -3.0, 5.0)}}, ["BFCL", "Seal", "X"])
+    text = ablate.markdown_comparison({"pkt": {"BFCL": (8.0, 2.0, 14.0), "Seal": (1.0, -3.0, 5.0)}},
+                                      ["BFCL", "Seal", "X"])
     assert "| pkt | +8.0 [+2.0, +14.0]* | +1.0 [-3.0, +5.0] | – |" in text
     assert ablate.markdown_comparison({}, ["BFCL"]) == ""
 
@@ -162,8 +167,9 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(ROOT)
     multiple = "experiments/data/bfcl_v3/BFCL_v3_multiple.json"
     short = [  # a few steps, two tiny test sets (clean and heavy noise), nothing else
-        "trainer.max_steps=2", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0", "trainer.val_check_interval=1",
-        "trainer.limit_test_batches=1", "data.batch_size=2", "data.eval_batch_size=2", "model.init_args.max_new_tokens=8", "data.val=null",
+        "trainer.max_steps=2", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0",
+        "trainer.val_check_interval=1", "trainer.limit_test_batches=1", "data.batch_size=2", "data.eval_batch_size=2",
+        "model.init_args.max_new_tokens=8", "data.val=null",
         "data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
         f"data.test=[{{path: {multiple}, format: bfcl}}, {{path: {multiple}, format: bfcl, noise: heavy}}]",
         f"data.cache_dir={tmp_path / 'cache'}",
@@ -171,7 +177,8 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
     ]
     out = tmp_path / "ablations"
     args = ["--rows", "none,irm", "--out", str(out), *(a for o in short for a in ("--override", o))]
-    with monkeypatch.context() as patch, pytest.raises(SystemExit, match=r"none seed0 sft failed \(tlkit fit\).*stage.log"):
+    with monkeypatch.context() as patch, pytest.raises(SystemExit,
+                                                       match=r"none seed0 sft failed \(tlkit fit\).*stage.log"):
         patch.setattr(ablate, "run_logged", lambda command, log: 1)  # a stage that fails
         ablate.main(args)
     (out / "none/seed0/sft").mkdir(parents=True)  # and one interrupted: a folder without done.json
@@ -184,7 +191,8 @@ def test_ablate_runs_two_rows_tabulates_and_resumes(tmp_path, monkeypatch, capsy
         assert list(record["metrics"]) == ["BFCL_v3_multiple", "BFCL_v3_multiple+heavy"]
         assert set(record["metrics"]["BFCL_v3_multiple"]) == {"n", "TS", "PI", "CF"}
         assert set(record["teacher_forced"]) == {"key acc", "CE"} and record["teacher_forced"]["CE"] > 0
-    assert json.loads(done[1].read_text())["commands"][0][3] == f"--model.init_args.model={out / 'none/seed0/sft/hf_model'}"
+    assert json.loads(done[1].read_text())["commands"][0][3] == (
+        f"--model.init_args.model={out / 'none/seed0/sft/hf_model'}")
     table = (out / "table.md").read_text()
     assert "| row | BFCL_v3_multiple (n=2) | BFCL_v3_multiple+heavy (n=2) | key acc / CE |" in table
     assert "\n| none | " in table and "\n| irm | " in table

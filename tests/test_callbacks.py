@@ -15,11 +15,13 @@ MODEL = str(ROOT / "experiments/models/tiny-llama")
 
 def test_the_rollout_line_compares_the_first_quarter_of_rollouts_with_the_last():
     rollouts = [{"reward_mean": r, "category/correct": c, "category/format_error": 1 - c}
-                for r, c in [(-2.0, 0.0), (-1.0, 0.25), (0.0, 0.5), (0.5, 0.5), (1.0, 0.75), (2.0, 1.0), (2.0, 1.0), (3.0, 1.0)]]
+                for r, c in [(-2.0, 0.0), (-1.0, 0.25), (0.0, 0.5), (0.5, 0.5), (1.0, 0.75), (2.0, 1.0), (2.0, 1.0),
+                             (3.0, 1.0)]]
     line = format_rollouts(rollouts)
     assert line.startswith("rollouts (8), first 2 rollouts -> last 2 rollouts: mean reward -1.50 -> +2.50; ")
     assert line.endswith("format_error 88%, correct 12% | correct 100%")
-    assert format_rollouts(rollouts[:1]).startswith("rollouts (1), first rollout -> last rollout: mean reward -2.00 -> -2.00")
+    assert format_rollouts(rollouts[:1]).startswith(
+        "rollouts (1), first rollout -> last rollout: mean reward -2.00 -> -2.00")
 
 
 def test_fit_scores_the_validation_sets_before_training_and_ends_with_the_summary(tmp_path, monkeypatch, capsys):

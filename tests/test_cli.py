@@ -44,7 +44,8 @@ def test_usage_and_an_unknown_command_list_every_verb(capsys):
 def test_a_misspelt_lora_setting_is_named_when_the_config_is_parsed(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit:
-        main(["fit", "--config", "experiments/smoke.yaml", "--model.init_args.lora={r: 8, lora_alpah: 16}", "--print_config"])
+        main(["fit", "--config", "experiments/smoke.yaml", "--model.init_args.lora={r: 8, lora_alpah: 16}",
+              "--print_config"])
     assert exit.value.code == 2
     error = capsys.readouterr().err
     assert "Unexpected keys: {'lora_alpah'}" in error and "Traceback" not in error
@@ -61,7 +62,8 @@ def test_malformed_record_names_file_record_and_field(tmp_path, monkeypatch, pub
     (broken / "dev.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(public_data / "seal_tools/tool.jsonl", broken / "tool.jsonl")
     with pytest.raises(SystemExit) as exit:
-        main(["fit", "--config", "experiments/smoke.yaml", f"--data.train=[{{path: {broken / 'dev.jsonl'}, format: seal_tools}}]",
+        main(["fit", "--config", "experiments/smoke.yaml",
+              f"--data.train=[{{path: {broken / 'dev.jsonl'}, format: seal_tools}}]",
               f"--data.cache_dir={tmp_path / 'cache'}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
     message = str(exit.value.code)
     assert message.startswith("tlkit: error:")

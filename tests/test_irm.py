@@ -127,7 +127,8 @@ def test_json_and_react_predictions():
     assert (
         classify_call(
             parse_calls(
-                '{"name": "get_papers_by_keywords", "arguments": {"query": "tool learning", "venue": "ICLR", "limit": 1}}',
+                '{"name": "get_papers_by_keywords", '
+                '"arguments": {"query": "tool learning", "venue": "ICLR", "limit": 1}}',
                 "json",
             ),
             GOLD,

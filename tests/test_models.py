@@ -161,7 +161,8 @@ def test_gguf_loads_as_the_model_and_tokenizer_it_was_written_from(tiny_gguf, to
     assert not hasattr(model.config, "quantization_config")  # a plain model: export and vLLM need nothing else
     texts = [line for line in (ROOT / "experiments/data/seal_tools/dev_subset.jsonl").read_text().splitlines()[:20]]
     for text in texts:
-        expected, got = tokenizer(text, return_offsets_mapping=True), loaded_tokenizer(text, return_offsets_mapping=True)
+        expected, got = (tokenizer(text, return_offsets_mapping=True),
+                         loaded_tokenizer(text, return_offsets_mapping=True))
         assert got["input_ids"] == expected["input_ids"] and got["offset_mapping"] == expected["offset_mapping"]
     assert len(loaded_tokenizer) == len(tokenizer) == model.config.vocab_size
     for name in ("bos_token", "eos_token", "pad_token", "unk_token"):
@@ -233,16 +234,21 @@ def test_bundled_smollm2_converts_to_the_dequantised_weights_and_its_tokenizer(t
     monkeypatch.setenv("TLKIT_CACHE", str(tmp_path))
     model, tokenizer = load_causal_lm("smollm2-135m-instruct"), load_tokenizer("smollm2-135m-instruct")
     c = model.config
-    assert (c.model_type, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads) == ("llama", 30, 576, 9, 3)
+    assert (c.model_type, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads) == (
+        "llama", 30, 576, 9, 3)
     assert sum(p.numel() for p in model.parameters()) == 134_515_008 and c.tie_word_embeddings
     # the cached weights are the file's, dequantised (tensors that llama.cpp stores unpermuted)
     reader = gguf.GGUFReader(models.bundled_gguf("smollm2-135m-instruct"))
     weights = dict(model.named_parameters())
-    for gguf_name, name in [("token_embd.weight", "model.embed_tokens.weight"), ("blk.7.ffn_down.weight", "model.layers.7.mlp.down_proj.weight"),
-                            ("blk.7.attn_v.weight", "model.layers.7.self_attn.v_proj.weight"), ("output_norm.weight", "model.norm.weight")]:
+    for gguf_name, name in [("token_embd.weight", "model.embed_tokens.weight"),
+                            ("blk.7.ffn_down.weight", "model.layers.7.mlp.down_proj.weight"),
+                            ("blk.7.attn_v.weight", "model.layers.7.self_attn.v_proj.weight"),
+                            ("output_norm.weight", "model.norm.weight")]:
         tensor = next(t for t in reader.tensors if t.name == gguf_name)
-        assert torch.equal(weights[name].detach(), torch.from_numpy(gguf.dequantize(tensor.data, tensor.tensor_type).copy()))
-    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>", "<|im_end|>", "<|im_start|>")
+        assert torch.equal(weights[name].detach(),
+                           torch.from_numpy(gguf.dequantize(tensor.data, tensor.tensor_type).copy()))
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
+        "<|im_end|>", "<|im_end|>", "<|im_start|>")
     assert tokenizer.tokenize("in 2024") == ["in", "Ġ", "2", "0", "2", "4"]  # SmolLM2 splits digits one by one
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                            tokenize=False, add_generation_prompt=True)

@@ -109,7 +109,8 @@ SAMPLES = {
     "rotbench": (json.loads((FIXTURES / "rotbench/Third_Turn_clean.json").read_text())[0], "clean.json", "list", {}),
     "tl_training": (json.loads((FIXTURES / "tl_training/raw_data.json").read_text())[0], "raw.json", "list", {}),
     "openai": (first_line(FIXTURES / "formats/openai_trl.jsonl"), "openai.jsonl", "lines", {}),
-    "hermes": (json.loads((FIXTURES / "formats/hermes_function_calling.json").read_text())[0], "hermes.json", "list", {}),
+    "hermes": (json.loads((FIXTURES / "formats/hermes_function_calling.json").read_text())[0],
+               "hermes.json", "list", {}),
     "xlam": (json.loads((FIXTURES / "formats/xlam_function_calling.json").read_text())[0], "xlam.json", "list", {}),
 }
 assert SAMPLES.keys() == READERS.keys()

@@ -28,7 +28,8 @@ class SigkillAt(Callback):
 
 
 def loader(lengths: list[int], batch_size: int = 3) -> ResumableLoader:
-    return ResumableLoader(list(range(len(lengths))), batch_size=batch_size, sampler=LengthGroupedSampler(lengths, batch_size, group=2))
+    return ResumableLoader(list(range(len(lengths))), batch_size=batch_size,
+                           sampler=LengthGroupedSampler(lengths, batch_size, group=2))
 
 
 def test_a_restored_loader_hands_out_the_rest_of_the_epoch():
@@ -71,7 +72,8 @@ def fit_args(runs: Path, cache: Path) -> list[str]:
     return [
         "fit", "--config", str(ROOT / "experiments/smoke.yaml"),
         "--data.train=[{path: experiments/data/seal_tools/dev_subset.jsonl, format: seal_tools}]",
-        "--data.val=null", "--data.test=null", "--data.batch_size=2", "--data.max_length=64", f"--data.cache_dir={cache}",
+        "--data.val=null", "--data.test=null", "--data.batch_size=2", "--data.max_length=64",
+        f"--data.cache_dir={cache}",
         "--trainer.max_steps=8", "--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1",
         "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={runs}",
         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",

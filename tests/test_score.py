@@ -46,7 +46,8 @@ def write_predictions(path: Path, pairs: list[tuple[str, str]]) -> Path:
 def score(
     capsys, data: Path, data_format: str, predictions: Path, out: Path, *extra: str
 ) -> tuple[dict, list[dict], str, str]:
-    """Run `tlkit score`; (summary returned, result rows, stdout, stderr), checking the last stdout line is the summary."""
+    """Run `tlkit score`; (summary returned, result rows, stdout, stderr), checking the last stdout line is the
+    summary."""
     summary = main(
         [
             "--data",
@@ -364,7 +365,10 @@ def test_seal_tools_json_calls(public_data, tmp_path, capsys):
 
 # --- RoTBench (react) ------------------------------------------------------------------------
 
-NLLB = 'Thought: I translate it.\nAction: get_translation_nllb\nAction Input: {"input_text": "See you later", "tgt_lang": "jpn_Jpan", "src_lang": "eng_Latn", "max_length": 50}'
+NLLB = (
+    'Thought: I translate it.\nAction: get_translation_nllb\nAction Input: {"input_text": "See you later", '
+    '"tgt_lang": "jpn_Jpan", "src_lang": "eng_Latn", "max_length": 50}'
+)
 BAIDU = 'Action: get_translation_baidu\nAction Input: {"text": "See you later", "tgt_lang": "jp"}'
 
 

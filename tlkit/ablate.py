@@ -83,7 +83,8 @@ def parse_args(args: list[str] | None) -> argparse.Namespace:
         "then write <out>/table.md and <out>/chart.png. Run from the repository root. Finished stages "
         "(a done.json in their folder) are skipped, so an interrupted run resumes.",
     )
-    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows, of: {', '.join(ROWS)} (default: all)")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"comma-separated rows, of: {', '.join(ROWS)} (default: all)")
     parser.add_argument("--out", default="runs/ablations", help="output folder (default: runs/ablations)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default: 0)")
     parser.add_argument(
@@ -98,7 +99,8 @@ def parse_rows(text: str) -> list[str]:
     rows = [r.strip() for r in text.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown or not rows:
-        raise fail(f"--rows {text!r}: unknown row(s) {', '.join(unknown) or '(none given)'}; the rows are {', '.join(ROWS)}")
+        raise fail(f"--rows {text!r}: unknown row(s) {', '.join(unknown) or '(none given)'}; "
+                   f"the rows are {', '.join(ROWS)}")
     return [r for r in ROWS if r in rows]  # the table's order, whatever the order given
 
 
@@ -206,7 +208,8 @@ def read_test_metrics(folder: Path) -> dict[str, dict[str, float]]:
         # once per record: under DDP each rank writes its rows, and Lightning's sampler repeats a few
         scored = list({r.get("index", i): r for i, r in enumerate(rows[name]) if "ts" in r}.values())
         if scored:
-            metrics[name] = {"n": len(scored), **{m: 100 * sum(r[m.lower()] for r in scored) / len(scored) for m in METRICS}}
+            metrics[name] = {"n": len(scored),
+                             **{m: 100 * sum(r[m.lower()] for r in scored) / len(scored) for m in METRICS}}
     if not metrics:
         raise fail(f"no test predictions in {folder / 'predictions'}: does the test config list data.test files?")
     return metrics
@@ -223,7 +226,8 @@ def read_item_scores(folder: Path) -> dict[str, dict[int, float]]:
     return scores
 
 
-def paired_bootstrap(row: list[float], base: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(row: list[float], base: list[float], resamples: int = 10_000,
+                     seed: int = 0) -> tuple[float, float, float]:
     """Mean of `row - base` over paired items, with its 95% percentile bootstrap interval (items resampled
     with replacement, both scores of an item together)."""
     import torch
@@ -279,7 +283,8 @@ def run_stage(stage: Stage, overrides: dict[str, list[str]]) -> dict[str, Any]:
     commands = [fit_command(stage, overrides), evaluate_command(stage, overrides)]
     if done.is_file():
         record = json.loads(done.read_text())
-        note = "" if record.get("commands") == commands else " (it ran with other options: delete the folder to run it again)"
+        note = ("" if record.get("commands") == commands
+                else " (it ran with other options: delete the folder to run it again)")
         print(f"tlkit ablate: {stage.label}: done, skipped ({done}){note}")
         return record
     if stage.source is not None and not (stage.source / "done.json").is_file():
@@ -295,7 +300,8 @@ def run_stage(stage: Stage, overrides: dict[str, list[str]]) -> dict[str, Any]:
                        "run tlkit ablate again to retry it, finished stages are kept")
     record = {"row": stage.row, "seed": stage.seed, "stage": stage.kind, "commands": commands,
               "hf_model": str(stage.folder / "hf_model"), "seconds": round(time.time() - started, 1),
-              "metrics": read_test_metrics(stage.folder / "test"), "teacher_forced": read_teacher_forced(stage.folder / "test"),
+              "metrics": read_test_metrics(stage.folder / "test"),
+              "teacher_forced": read_teacher_forced(stage.folder / "test"),
               "items": read_item_scores(stage.folder / "test")}
     done.with_suffix(".tmp").write_text(json.dumps(record, indent=2) + "\n")
     done.with_suffix(".tmp").replace(done)  # atomic: a done.json is always complete
@@ -341,13 +347,15 @@ def markdown_table(table: dict[str, dict[str, dict[str, list[float]]]], seeds: l
     ]
     ns = {name: next(int(table[r][name]["n"][0]) for r in table if name in table[r]) for name in sets}
     forced = any(table[r].get(TEACHER_FORCED) for r in table)
-    lines.append("| row | " + " | ".join(f"{name} (n={ns[name]})" for name in sets) + (" | key acc / CE |" if forced else " |"))
+    lines.append("| row | " + " | ".join(f"{name} (n={ns[name]})" for name in sets)
+                 + (" | key acc / CE |" if forced else " |"))
     lines.append("|---|" + "---:|" * (len(sets) + forced))
     for row, cells in table.items():
         values = [" / ".join(summarise(cells[name][m]) for m in METRICS) if name in cells else "–" for name in sets]
         if forced:
             teacher = cells.get(TEACHER_FORCED, {})
-            values.append(" / ".join(summarise(teacher[m], 2 if m == "CE" else 1) if m in teacher else "–" for m in TEACHER_FORCED_METRICS))
+            values.append(" / ".join(summarise(teacher[m], 2 if m == "CE" else 1) if m in teacher else "–"
+                                     for m in TEACHER_FORCED_METRICS))
         lines.append(f"| {row} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -419,7 +427,8 @@ def write_chart(table: dict[str, dict[str, dict[str, list[float]]]], path: Path)
             errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
             ax.bar([i + (k - (len(metrics) - 1) / 2) * width for i in range(len(rows))], means, width, yerr=errors,
                    label=metric, capsize=2, color=None if name != TEACHER_FORCED else "tab:gray")
-        ax.set_title("key-token accuracy, teacher-forced (all test sets)" if name == TEACHER_FORCED else name, fontsize=9)
+        ax.set_title("key-token accuracy, teacher-forced (all test sets)" if name == TEACHER_FORCED else name,
+                     fontsize=9)
         ax.set_xticks(range(len(rows)), rows, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")

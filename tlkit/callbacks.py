@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from tlkit.scoring.report import before_after_table, top_categories
 
 # `val/<eval set>/<metric>`: what generation-based evaluation logs per eval set.
-EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|category/.+)$")
+EVAL_KEY = re.compile(r"^val/(?P<set>[^/]+)/(?P<metric>ts|pi|cf|reward|category/.+)$")
 # What ErrorAwarePPO logs of each rollout: its mean reward and the share of each error category.
 ROLLOUT_KEY = re.compile(r"^ppo/(?P<metric>reward_mean|category/.+)$")
 

@@ -68,10 +68,12 @@ def render_call(call: ToolCall, call_format: CallFormat = "python") -> tuple[str
                 parts.append(", ")
                 pos += 2
             key_text, value_text = json.dumps(key, ensure_ascii=False), json.dumps(value, ensure_ascii=False)
-            spans.append(ArgumentSpans((pos + 1, pos + len(key_text) - 1), (pos + len(key_text) + 2, pos + len(key_text) + 2 + len(value_text))))
+            spans.append(ArgumentSpans((pos + 1, pos + len(key_text) - 1),
+                                       (pos + len(key_text) + 2, pos + len(key_text) + 2 + len(value_text))))
             parts += [key_text, ": ", value_text]
             pos += len(key_text) + 2 + len(value_text)
-        return "".join(parts) + "}}", CallSpans((10, 10 + len(json.dumps(call.name, ensure_ascii=False)) - 2), tuple(spans))
+        return "".join(parts) + "}}", CallSpans((10, 10 + len(json.dumps(call.name, ensure_ascii=False)) - 2),
+                                                tuple(spans))
     raise ValueError(f"unknown call format {call_format!r}: expected 'python' or 'json'")
 
 

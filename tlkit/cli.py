@@ -20,7 +20,8 @@ from tlkit.data.datamodule import ToolCallDataModule
 from tlkit.records import RecordError
 
 TRAINER_DEFAULTS = {
-    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "tlkit"}},
+    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+               "init_args": {"save_dir": "runs", "name": "tlkit"}},
 }
 
 # Loggers writing to `<save_dir>/<name>/version_N/` (or `<version>/` when it is a string).
@@ -174,7 +175,8 @@ def main(args: ArgsType = None) -> None:
     if argv and not argv[0].startswith("-") and argv[0] not in VERBS:  # argparse's own error omits score / ablate
         close = difflib.get_close_matches(argv[0], VERBS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise SystemExit(f"usage: {USAGE}\ntlkit: error: unknown command '{argv[0]}' (choose from {', '.join(VERBS)}){hint}")
+        raise SystemExit(f"usage: {USAGE}\ntlkit: error: unknown command '{argv[0]}' "
+                         f"(choose from {', '.join(VERBS)}){hint}")
     quiet_console()
     try:
         TLKitCLI(

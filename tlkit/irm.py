@@ -1,13 +1,14 @@
 """IRM: the error category of a predicted call against the gold call, and the reward of each category.
 
-Categories (the paper's, as its code assigns them): Rules, first match wins: no parsable call -> format error; a name not on offer -> tool
-hallucination; (a turn with more or fewer calls than the gold: a missing or extra call, see
-`tlkit/scoring/rules.py`); another offered tool -> wrong tool; then by argument names (hallucinated /
-redundant / missing, combinations first); then any gold value that differs -> content error;
-else correct. See `classify_call`.
+Categories (the paper's, as its code assigns them): Rules, first match wins: no parsable call ->
+format error; a name not on offer -> tool hallucination; (a turn with more or fewer calls than the
+gold: a missing or extra call, see `tlkit/scoring/rules.py`); another offered tool -> wrong tool;
+then by argument names (hallucinated / redundant / missing, combinations first); then any gold value
+that differs -> content error; else correct. See `classify_call`.
 
-The reward of an answer turn: A turn with several calls is judged by `tlkit.scoring.rules.judge` (one-to-one matching in any order); its
-reward is that of its category, the worst pair's under the best matching, or `missing_or_extra_call`.
+The reward of an answer turn: A turn with several calls is judged by `tlkit.scoring.rules.judge`
+(one-to-one matching in any order); its reward is that of its category, the worst pair's under the best
+matching, or `missing_or_extra_call`.
 Why this and not, say, the mean over calls: in the reference's single-call table only the right
 call earns a positive reward (+1) and every error costs what its kind costs. A mean would pay a
 turn that makes one of three calls wrong (1 + 1 - 1.5) / 3 > 0; the worst call keeps +1 for turns

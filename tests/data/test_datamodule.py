@@ -13,7 +13,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "experiments/data"
 
 def test_eval_sets_clean_and_noisy(public_data, tmp_path):
     simple = str(public_data / "bfcl_v3/BFCL_v3_simple.json")
-    dm = ToolCallDataModule(MODEL, test=[DataFile(simple, "bfcl"), DataFile(simple, "bfcl", noise="medium", noise_seed=1)],
+    dm = ToolCallDataModule(MODEL,
+                            test=[DataFile(simple, "bfcl"), DataFile(simple, "bfcl", noise="medium", noise_seed=1)],
                             cache_dir=str(tmp_path))
     sets = dm.eval_examples("test")
     assert list(sets) == ["BFCL_v3_simple", "BFCL_v3_simple+medium"]
@@ -70,7 +71,8 @@ def test_over_long_prompts_and_trajectories_are_counted_per_file_and_keep_their_
 
     examples = dm.eval_examples("test")["BFCL_v3_simple"]
     long = [e for e in examples if len(dm.tokenizer(e.prompt)["input_ids"]) > 256]
-    assert len(examples) == 100 and long and dm.over_length[("test", "prompts")] == {(simple, "overlong_kept"): len(long)}
+    assert len(examples) == 100 and long and dm.over_length[("test", "prompts")] == {
+        (simple, "overlong_kept"): len(long)}
     fed = dm.prompt_collate("BFCL_v3_simple", long)
     assert fed.attention_mask.sum(1).min() > 256  # scored whole: the tools are never cut off
     assert all(text.startswith("System: ") for text in fed_texts(dm, fed))

@@ -10,7 +10,8 @@ from tlkit.data.render import render, render_prompt
 from tlkit.mae import DEFAULT_ERROR_REGEXES, ErrorDetector, mark_untrained
 from tlkit.records import Message, Tool, ToolCall, Trajectory
 
-TOOLS = tuple(Tool(name, f"{name} tool", {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})
+TOOLS = tuple(Tool(name, f"{name} tool",
+                   {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})
               for name in ("getPaperDetails", "getPapersByKeywords", "finish"))
 
 
@@ -110,7 +111,8 @@ def test_a_long_prompt_leaves_out_its_oldest_exchanges_never_the_tools(tokenizer
 TEMPLATE = (
     "{% if tools %}<|tools|>{{ tools | tojson }}</s>{% endif %}"
     "{% for m in messages %}<|{{ m.role }}|>{% if m.tool_calls %}{% for c in m.tool_calls %}"
-    "{{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}{% else %}{{ m.content }}{% endif %}</s>{% endfor %}"
+    "{{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}"
+    "{% else %}{{ m.content }}{% endif %}</s>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 

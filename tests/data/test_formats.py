@@ -45,7 +45,8 @@ def test_hermes_record():
     (record,) = read_trajectories(str(FORMATS / "hermes_function_calling.json"), "hermes")
     assert record.id == "753d8365-0e54-43b1-9514-3f9b819fd31c"
     (tool,) = record.tools
-    assert tool.name == "search_flights" and tool.parameters["properties"]["class"]["enum"] == ["economy", "business", "first"]
+    assert tool.name == "search_flights" and tool.parameters["properties"]["class"]["enum"] == [
+        "economy", "business", "first"]
     assert [m.role for m in record.messages] == ["system", "user", "assistant", "tool", "assistant"]
     system = record.messages[0].content
     assert "search_flights" not in system and system.startswith("You are a function calling AI model.")
@@ -62,7 +63,8 @@ def test_xlam_records():
     assert first.messages[1].tool_calls == (ToolCall("live_giveaways_by_type", {"type": "beta"}),
                                             ToolCall("live_giveaways_by_type", {"type": "game"}))
     assert first.tools[0].parameters["properties"]["type"] == {
-        "type": "string", "description": "The type of giveaways to retrieve (e.g., game, loot, beta).", "default": "game"}
+        "type": "string", "description": "The type of giveaways to retrieve (e.g., game, loot, beta).",
+        "default": "game"}
     assert first.tools[0].parameters["required"] == ["type"]
     search = second.tools[3]
     assert search.parameters["required"] == [] and search.parameters["properties"]["page"]["type"] == "integer"
@@ -72,7 +74,8 @@ def test_xlam_records():
 def test_a_misspelt_format_fails_when_the_config_is_parsed(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit:
-        main(["fit", "--config", "experiments/smoke.yaml", "--data.train=[{path: x.json, format: openai_chat}]", "--print_config"])
+        main(["fit", "--config", "experiments/smoke.yaml", "--data.train=[{path: x.json, format: openai_chat}]",
+              "--print_config"])
     assert exit.value.code not in (0, None)
     error = capsys.readouterr().err
     assert "openai_chat" in error and all(name in error for name in ("'openai'", "'hermes'", "'xlam'", "'tlkit'"))
@@ -81,8 +84,9 @@ def test_a_misspelt_format_fails_when_the_config_is_parsed(monkeypatch, capsys):
 # --- calls out: answers rendered by real chat templates --------------------------------------------
 
 GOLD = ToolCall("get_weather", {"latitude": 48.8566, "longitude": 2.3522})
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get current temperature.", "parameters": {
-    "type": "object", "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}}}}}]
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Get current temperature.", "parameters": {
+        "type": "object", "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}}}}}]
 USER = {"role": "user", "content": "What's the weather like in Paris today?"}
 CALL = {"role": "assistant", "tool_calls": [{"id": "call12345", "type": "function",
                                               "function": {"name": GOLD.name, "arguments": GOLD.arguments}}]}
@@ -125,10 +129,12 @@ def test_llama_3_1_python_tag(builtin, answer):
     tokenizer.chat_template = (TEMPLATES / "llama-3.1-tool-call-excerpt.jinja").read_text()
     call = {"role": "assistant", "tool_calls": [{"type": "function", "function": {
         "name": "brave_search", "arguments": {"query": "Who won NBA in 2024?"}}}]}
-    text = tokenizer.apply_chat_template([call], tokenize=False, **({"builtin_tools": ["brave_search"]} if builtin else {}))
+    text = tokenizer.apply_chat_template([call], tokenize=False,
+                                         **({"builtin_tools": ["brave_search"]} if builtin else {}))
     assert text == "<|start_header_id|>assistant<|end_header_id|>\n\n" + answer
     body = answer.removesuffix("<|eom_id|>").removesuffix("<|eot_id|>")
-    assert parse_calls(body, "llama") == parse_calls(body, "auto") == [ToolCall("brave_search", {"query": "Who won NBA in 2024?"})]
+    assert parse_calls(body, "llama") == parse_calls(body, "auto") == [
+        ToolCall("brave_search", {"query": "Who won NBA in 2024?"})]
 
 
 def test_mistral_v13_name_args_form():
@@ -149,8 +155,10 @@ def test_hermes_dataset_calls_and_free_text_before_them():
 
 def test_score_auto_reads_tool_call_wrapped_predictions(tmp_path, capsys):
     data = FORMATS / "openai_trl.jsonl"
-    wrap = lambda call: "<tool_call>\n" + json.dumps({"name": call.name, "arguments": call.arguments}) + "\n</tool_call>"  # noqa: E731
-    rows = [{"id": "openai_trl/1", "prediction": wrap(ToolCall("control_light", {"room": "living room", "state": "on"}))},
+    wrap = lambda call: (  # noqa: E731
+        "<tool_call>\n" + json.dumps({"name": call.name, "arguments": call.arguments}) + "\n</tool_call>")
+    rows = [{"id": "openai_trl/1",
+             "prediction": wrap(ToolCall("control_light", {"room": "living room", "state": "on"}))},
             {"id": "openai_trl/2", "prediction": wrap(GOLD)}]
     predictions = tmp_path / "p.jsonl"
     predictions.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -192,7 +200,8 @@ def test_answers_end_at_the_first_stop_token_and_keep_call_markers():
     tokenizer = tokenizer_with("qwen2.5-instruct.jinja", "<|im_end|>", "<|python_tag|>")
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     ids = tokenizer("<|python_tag|>" + '{"name": "f", "parameters": {}}', add_special_tokens=False)["input_ids"]
-    row = torch.tensor([ids + [im_end] + tokenizer("after", add_special_tokens=False)["input_ids"] + [tokenizer.pad_token_id]])
+    row = torch.tensor([ids + [im_end] + tokenizer("after", add_special_tokens=False)["input_ids"]
+                        + [tokenizer.pad_token_id]])
     (kept,) = answer_texts(tokenizer, row, [im_end, tokenizer.eos_token_id], keep_special=True)
     assert kept.replace(" ", "") == '<|python_tag|>{"name":"f","parameters":{}}'
     (dropped,) = answer_texts(tokenizer, row, [im_end], keep_special=False)

@@ -22,7 +22,8 @@ def test_rows_hold_the_record_its_source_and_the_type_outcomes(tmp_path):
     assert len(rows) == 50 and set(rows.column_names) == {"id", "source", "record", "types"}
     trajectory = Trajectory.from_json(rows[0]["record"])
     assert trajectory.id == rows[0]["id"] and rows[0]["source"].endswith("test_in_domain_subset.jsonl")
-    noisy = read_records(DataFile(str(SEAL / "test_in_domain_subset.jsonl"), "seal_tools", noise="heavy"), str(tmp_path))
+    noisy = read_records(DataFile(str(SEAL / "test_in_domain_subset.jsonl"), "seal_tools", noise="heavy"),
+                         str(tmp_path))
     assert noisy["id"] == rows["id"] and noisy["record"] != rows["record"]  # the same records, renamed
 
 

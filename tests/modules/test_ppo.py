@@ -89,7 +89,8 @@ def test_rollout_scores_by_error_category(tokenizer, prompts):
     # a fresh model writes no call: every answer is a format error, rewarded -2
     assert [c.value for c in stats["categories"]] == ["format_error"] * 4
     assert stats["scores"].tolist() == [-2.0] * 4
-    assert rollout.response_mask.shape == rollout.logprobs.shape == rollout.advantages.shape == (4, rollout.response_mask.shape[1])
+    assert rollout.response_mask.shape == rollout.logprobs.shape == rollout.advantages.shape == (
+        4, rollout.response_mask.shape[1])
     assert rollout.sequences.shape[1] == prompts.input_ids.shape[1] + rollout.response_mask.shape[1]
 
 
@@ -114,7 +115,8 @@ def favoured_probability(module, prompts) -> float:
 def test_a_few_ppo_steps_raise_the_mean_reward(tokenizer, prompts, advantage, monkeypatch):
     torch.manual_seed(0)
     module = FavourFirstHalf(MODEL, tokenizer, advantage=advantage, do_sample=True, max_new_tokens=2, group_size=4,
-                             kl=FixedKL(0.0), ppo_epochs=2, mini_batch_size=4, critic="shared", log_samples_every_n_steps=0)
+                             kl=FixedKL(0.0), ppo_epochs=2, mini_batch_size=4, critic="shared",
+                             log_samples_every_n_steps=0)
     import tlkit.modules.ppo as ppo
 
     original = ppo.generate
@@ -260,6 +262,7 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     monkeypatch.chdir(ROOT)
     main(["fit", "--config", "experiments/smoke_ppo.yaml", f"--model.init_args.model={MODEL}",
           "--trainer.limit_train_batches=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+          "--validate_before_fit=true",
           "--data.batch_size=2", "--model.init_args.max_new_tokens=8", "--model.init_args.log_samples_every_n_steps=1",
           f"--trainer.logger.init_args.save_dir={tmp_path}", f"--data.cache_dir={tmp_path / 'cache'}"])
     events = EventAccumulator(str(tmp_path / "smoke_ppo/version_0")).Reload()
@@ -269,6 +272,13 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
         assert f"ppo/{tag}" in scalars, sorted(scalars)
     assert len(events.Scalars("ppo/reward_mean")) == 2
     assert "val/test_in_domain_subset/ts" in scalars
+    # validation's mean reward of its greedy answers: the category shares priced by the reward table
+    from tlkit.irm import Category, ErrorCategoryReward
+
+    shares = {c: events.Scalars(f"val/test_in_domain_subset/category/{c.value}")[-1].value for c in Category}
+    priced = sum(share * ErrorCategoryReward()(c) for c, share in shares.items())
+    assert abs(events.Scalars("val/test_in_domain_subset/reward")[-1].value - priced) < 1e-5
+    assert len(events.Scalars("val/test_in_domain_subset/reward")) == 2  # before training, and after
     assert "ppo/samples/text_summary" in events.Tags()["tensors"]
     assert (tmp_path / "smoke_ppo/version_0/hf_model/config.json").exists()
     first, last = (f"{v.value:+.2f}" for v in events.Scalars("ppo/reward_mean"))
@@ -276,6 +286,7 @@ def test_fit_with_the_shipped_ppo_yaml_writes_the_reward_scalars(tmp_path, monke
     assert f"rollouts (2), first rollout -> last rollout: mean reward {first} -> {last}" in out
     # the bar counts rollouts (training batches), not the optimiser steps PPO takes within each
     assert "Training batches: 100%" in out and "2/2 [" in out
+    assert "mean reward of the greedy answers, the same prompts: test_in_domain_subset " in out
 
 
 def test_policy_starts_from_a_weighted_sft_checkpoint(tokenizer, tmp_path):

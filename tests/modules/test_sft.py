@@ -92,7 +92,8 @@ def test_key_accuracy_is_top1_at_key_tokens(tokenizer, public_data):
         for b, t in positions[::2]:
             logits = module(batch["input_ids"], batch["attention_mask"])
             batch["input_ids"][b, t + 1] = logits[b, t].argmax()
-        expected = module(batch["input_ids"], batch["attention_mask"])[:, :-1].argmax(-1)[key] == batch["input_ids"][:, 1:][key]
+        expected = (module(batch["input_ids"], batch["attention_mask"])[:, :-1].argmax(-1)[key]
+                    == batch["input_ids"][:, 1:][key])
         got = module.losses(batch)["key_correct"]
     assert got.tolist() == expected.tolist()
     assert got[::2].all() and got.float().mean() < 1
@@ -103,7 +104,8 @@ def fit_args(tmp_path: Path) -> list[str]:
         "fit", "--config", str(ROOT / "experiments/smoke.yaml"),
         f"--model.init_args.model={MODEL}",
         "--trainer.max_steps=4", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=2",
-        "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256", "--model.init_args.max_new_tokens=16",
+        "--trainer.log_every_n_steps=1", "--data.batch_size=2", "--data.max_length=256",
+        "--model.init_args.max_new_tokens=16",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", f"--data.cache_dir={tmp_path / 'cache'}",
     ]
 
@@ -127,14 +129,15 @@ def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, cap
     assert len(logged["train/loss"]) == 4
     assert logged["data/mae_masked_turns/total"][0] > 0
     assert len(logged["val/BFCL_v3_simple/ts"]) == 2  # generation-based validation ran at steps 2 and 4
-    predictions = [json.loads(line) for line in (run / "predictions/val-step4-BFCL_v3_simple.jsonl").read_text().splitlines()]
+    predictions = [json.loads(line)
+                   for line in (run / "predictions/val-step4-BFCL_v3_simple.jsonl").read_text().splitlines()]
     assert len(predictions) == 4 and {"id", "prediction", "gold", "category", "ts", "pi", "cf"} <= predictions[0].keys()
     assert list((run / "checkpoints").glob("*.ckpt"))
     assert (run / "hf_model/config.json").exists() and (run / "hf_model/tokenizer.json").exists()
 
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
-    main(["test", "--config", str(ROOT / "experiments/smoke.yaml"), f"--ckpt_path={checkpoint}", *fit_args(tmp_path)[3:],
-          "--trainer.limit_test_batches=1"])
+    main(["test", "--config", str(ROOT / "experiments/smoke.yaml"), f"--ckpt_path={checkpoint}",
+          *fit_args(tmp_path)[3:], "--trainer.limit_test_batches=1"])
     console = capsys.readouterr()
     table = console.out
     assert "BFCL_v3_simple" in table and "BFCL_v3_multiple" in table and "TS" in table
@@ -150,7 +153,8 @@ def test_fit_writes_tensorboard_checkpoint_and_export(tmp_path, monkeypatch, cap
 
 def test_fit_with_ddp_on_two_cpu_processes(tmp_path):
     args = [*fit_args(tmp_path), "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.max_steps=2"]
-    result = subprocess.run([sys.executable, "-m", "tlkit.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "tlkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     logged = scalars(tmp_path / "runs/smoke/version_0")
@@ -159,8 +163,10 @@ def test_fit_with_ddp_on_two_cpu_processes(tmp_path):
 
 def test_predict_writes_every_answer(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    main(["predict", "--config", str(ROOT / "experiments/smoke.yaml"), *fit_args(tmp_path)[3:], "--trainer.limit_predict_batches=1"])
+    main(["predict", "--config", str(ROOT / "experiments/smoke.yaml"), *fit_args(tmp_path)[3:],
+          "--trainer.limit_predict_batches=1"])
     written = sorted((tmp_path / "runs/smoke/version_0/predictions").glob("predict-*.jsonl"))
-    assert [p.name.split("-", 2)[2] for p in written] == ["BFCL_v3_multiple.jsonl", "BFCL_v3_simple.jsonl", "test_in_domain_subset.jsonl"]
+    assert [p.name.split("-", 2)[2] for p in written] == ["BFCL_v3_multiple.jsonl", "BFCL_v3_simple.jsonl",
+                                                          "test_in_domain_subset.jsonl"]
     assert all(len(p.read_text().splitlines()) == 2 for p in written)  # one batch of 2 per set
     assert "test_in_domain_subset" in capsys.readouterr().out

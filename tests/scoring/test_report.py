@@ -16,6 +16,10 @@ def test_the_comparison_shows_each_set_before_and_after_with_its_commonest_categ
     assert table[2].split()[:10] == ["BFCL_v3_simple", "1.0", "->", "89.0", "1.0", "->", "80.0", "0.0", "->", "45.0"]
     assert table[2].endswith("format_error 97%, wrong_tool 2% | correct 45%, content_error 30%")
     assert top_categories({"category/correct": 0.0}) == "-"
+    assert not any("mean reward" in line for line in table)  # SFT logs no reward
+    priced = before_after_table((0, {"BFCL": {"ts": 0.5, "pi": 0.5, "cf": 0.5, "reward": -0.25}}),
+                                (28, {"BFCL": {"ts": 0.6, "pi": 0.6, "cf": 0.6, "reward": 0.1}}))
+    assert priced.splitlines()[-1] == "mean reward of the greedy answers, the same prompts: BFCL -0.25 -> +0.10"
 
 
 def test_the_test_table_has_one_line_per_set_with_its_commonest_categories():

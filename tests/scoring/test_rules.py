@@ -1,4 +1,5 @@
-"""The one rule for an answer turn (`tlkit.scoring.rules.judge`): real Seal-Tools turns with three calls, hand-made cases."""
+"""The one rule for an answer turn (`tlkit.scoring.rules.judge`): real Seal-Tools turns with three calls,
+hand-made cases."""
 
 from pathlib import Path
 

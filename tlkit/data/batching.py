@@ -29,7 +29,8 @@ class PromptBatch:
     A plain object (not a collection) so Lightning moves only its tensors to the device.
     """
 
-    def __init__(self, name: str, call_format: str, examples: list[EvalExample], input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    def __init__(self, name: str, call_format: str, examples: list[EvalExample], input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor):
         self.name, self.call_format, self.examples = name, call_format, examples
         self.input_ids, self.attention_mask = input_ids, attention_mask
 
@@ -51,7 +52,8 @@ class LengthGroupedSampler(DistributedSampler):
     and undo the grouping) and calls `set_epoch` every epoch.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+    def __init__(self, lengths: list[int], batch_size: int, group: int = 64, seed: int = 0, num_replicas: int = 1,
+                 rank: int = 0):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not one of {num_replicas} processes")
         self.lengths, self.batch_size, self.group, self.seed = lengths, batch_size, group, seed

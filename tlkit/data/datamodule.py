@@ -57,8 +57,9 @@ class ToolCallDataModule(L.LightningDataModule):
         train: Training files, each `{path, format}`.
         val: Validation files.
         test: Test files.
-        prompt_format: How a trajectory is shown to the model: `paper` (Python calls, the paper's roles; the tokenizer, and so
-            the export, gets it as its chat template), `json`, or `chat_template` (the tokenizer's own, with `tools=`).
+        prompt_format: How a trajectory is shown to the model: `paper` (Python calls, the paper's roles;
+            the tokenizer, and so the export, gets it as its chat template), `json`, or `chat_template`
+            (the tokenizer's own, with `tools=`).
         max_length: Token limit per trajectory and prompt. A trajectory is cut at it (turns past it
             are not trained); a prompt leaves out its oldest exchanges, never the system prompt or the
             tools. Both are counted per file.
@@ -102,7 +103,8 @@ class ToolCallDataModule(L.LightningDataModule):
         super().__init__()
         self.tokenizer_path = tokenizer
         self.tokenizer = load_tokenizer(tokenizer)
-        if prompt_format == "paper":  # the module's tokenizer, saved by the export: served, it builds the prompts trained on
+        # the module's tokenizer, saved by the export: served, it builds the prompts trained on
+        if prompt_format == "paper":
             self.tokenizer.chat_template = paper_chat_template(self.tokenizer)
         self.files = {"train": train or [], "val": val or [], "test": test or []}
         self.prompt_format, self.max_length, self.batch_size = prompt_format, max_length, batch_size
@@ -132,10 +134,12 @@ class ToolCallDataModule(L.LightningDataModule):
         for file, dataset in per_file:
             self.type_counts[file.path] = Counter(outcome for outcomes in dataset["types"] for outcome in outcomes)
         records = datasets.concatenate_datasets([dataset for _, dataset in per_file])
-        settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.prompt_format, self.max_length,
-                    None if self.detector is None else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
+        settings = (self.tokenizer_path, len(self.tokenizer), self.tokenizer.eos_token, self.prompt_format,
+                    self.max_length, None if self.detector is None
+                    else (self.detector.substrings, [r for r, _ in self.detector.regexes]))
         fingerprint = hashlib.sha256(f"{records._fingerprint}{settings}{code_stamp()}".encode()).hexdigest()[:32]
-        tokenizer, prompt_format, max_length, detector = self.tokenizer, self.prompt_format, self.max_length, self.detector
+        tokenizer, prompt_format, max_length, detector = (self.tokenizer, self.prompt_format, self.max_length,
+                                                          self.detector)
 
         def featurize(row: dict[str, Any]) -> dict[str, Any]:
             return encode(trajectory_of(row, detector), tokenizer, prompt_format, max_length)
@@ -151,7 +155,8 @@ class ToolCallDataModule(L.LightningDataModule):
         trained = sum(features["n_turns"]) - cut_turns
         rank_zero_info(
             f"tlkit data [{split}]: {len(features)} trajectories, {trained} trained turns, "
-            f"{sum(len(m) for m in features['masked'])} masked by MAE, {sum(features['truncated'])} cut at {max_length} tokens"
+            f"{sum(len(m) for m in features['masked'])} masked by MAE, "
+            f"{sum(features['truncated'])} cut at {max_length} tokens"
             f" ({cut_turns} turns past it)"
         )
         # MAE masked every turn, or none fits within max_length: no loss to train on or measure (prompts stay)
@@ -178,7 +183,8 @@ class ToolCallDataModule(L.LightningDataModule):
         counts = {f.path: self.type_counts[f.path] for f in self.files[split] if self.type_counts.get(f.path)}
         if not counts:
             return
-        lines = [f"  {n:5d}  {Path(path).name}: {outcome}" for path, c in counts.items() for outcome, n in sorted(c.items())]
+        lines = [f"  {n:5d}  {Path(path).name}: {outcome}"
+                 for path, c in counts.items() for outcome, n in sorted(c.items())]
         rank_zero_info(f"Argument values normalised to their declared type [{split}] (count, file: outcome):\n"
                        + "\n".join(lines))
         logger = self.trainer.logger if self.trainer is not None else None
@@ -206,8 +212,10 @@ class ToolCallDataModule(L.LightningDataModule):
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
         pads = {"input_ids": self.tokenizer.pad_token_id, "turn_ids": -1, "key_mask": False, "argument_end_mask": False}
-        batch = {key: torch.tensor([row[key] + [pad] * (width - len(row[key])) for row in rows]) for key, pad in pads.items()}
-        batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
+        batch = {key: torch.tensor([row[key] + [pad] * (width - len(row[key])) for row in rows])
+                 for key, pad in pads.items()}
+        batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"]))
+                                                for row in rows])
         return batch
 
     def loader(self, split: str) -> DataLoader:
@@ -237,8 +245,8 @@ class ToolCallDataModule(L.LightningDataModule):
         trainer = self.trainer  # under DDP each process takes its own whole batches
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
         # Without grouping, each batch is a run of random indices (group 1); else similar lengths share a batch.
-        sampler = LengthGroupedSampler(lengths, self.batch_size, group=64 if self.group_by_length else 1, seed=self.seed,
-                                       num_replicas=replicas, rank=rank)
+        sampler = LengthGroupedSampler(lengths, self.batch_size, group=64 if self.group_by_length else 1,
+                                       seed=self.seed, num_replicas=replicas, rank=rank)
         return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
                                num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
@@ -328,7 +336,9 @@ class ToolCallDataModule(L.LightningDataModule):
         """The record as a prompt up to its target turn; `format` is its reader, `position` its place in the set."""
         index = target_message_index(trajectory)
         if index is None:  # e.g. BFCL irrelevance: a fresh turn after the conversation, where no call is right
-            trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")), trajectory.meta)
+            trajectory = Trajectory(trajectory.id, trajectory.tools, (*trajectory.messages, Message("assistant")),
+                                    trajectory.meta)
             index = len(trajectory.messages) - 1
-        return self.prompt_example(trajectory, index, source, counts, keep_overlong=True, format=format, position=position)
+        return self.prompt_example(trajectory, index, source, counts, keep_overlong=True, format=format,
+                                   position=position)
 

@@ -24,7 +24,8 @@ PromptFormat = Literal["paper", "json", "chat_template"]
 
 ROLE_MARKERS = {"system": "System:", "user": "User:", "assistant": "Assistant:", "tool": "Output:"}
 DEFAULT_SYSTEM = "You are a helpful assistant that can call tools."
-JSON_TO_PYTHON = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict"}
+JSON_TO_PYTHON = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list",
+                  "object": "dict"}
 
 
 class Target(NamedTuple):
@@ -97,7 +98,8 @@ def render_tools(tools: tuple[Tool, ...], call_format: CallFormat) -> str:
     if call_format == "python":
         body = "\n\n".join(python_signature(tool) for tool in tools)
     else:
-        body = "\n".join(json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}, ensure_ascii=False) for t in tools)
+        body = "\n".join(json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters},
+                                    ensure_ascii=False) for t in tools)
     return "You can call the following tools:\n" + body
 
 
@@ -143,7 +145,8 @@ def chat_messages(trajectory: Trajectory) -> list[dict[str, Any]]:
     for message in trajectory.messages:
         entry: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.tool_calls:
-            entry["tool_calls"] = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
+            entry["tool_calls"] = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                                   for c in message.tool_calls]
         out.append(entry)
     return out
 
@@ -151,10 +154,13 @@ def chat_messages(trajectory: Trajectory) -> list[dict[str, Any]]:
 def render_chat_template(trajectory: Trajectory, tokenizer: Any) -> Rendered:
     """The tokenizer's chat template; an assistant turn's span is what it adds to the text."""
     messages = chat_messages(trajectory)
-    tools = [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in trajectory.tools] or None
+    tools = [{"type": "function",
+              "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+             for t in trajectory.tools] or None
 
     def render(upto: int, generation_prompt: bool) -> str:
-        return tokenizer.apply_chat_template(messages[:upto], tools=tools, tokenize=False, add_generation_prompt=generation_prompt)
+        return tokenizer.apply_chat_template(messages[:upto], tools=tools, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
 
     text, targets = render(len(messages), False), []
     for i, message in enumerate(trajectory.messages):
@@ -162,7 +168,8 @@ def render_chat_template(trajectory: Trajectory, tokenizer: Any) -> Rendered:
             continue
         start, end = len(render(i, True)), len(render(i + 1, False))
         if text[:end] != render(i + 1, False):
-            raise ValueError("the chat template renders earlier turns differently once later ones follow; use format 'paper' or 'json'")
+            raise ValueError("the chat template renders earlier turns differently once later ones follow; "
+                             "use format 'paper' or 'json'")
         calls, cursor = [], start
         for call in message.tool_calls:  # locate each called name in order, by characters
             name_start = text.find(call.name, cursor, end)

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 
 from tlkit.data.batching import PromptBatch
+from tlkit.irm import ErrorCategoryReward
 from tlkit.models import export_pretrained
 from tlkit.modules.evaluation import GenerationEvaluation
 
@@ -20,10 +21,11 @@ class ToolCallModule(L.LightningModule):
 
     policy: torch.nn.Module
 
-    def __init__(self, tokenizer: Any, eval_generation: bool, max_new_tokens: int, export: bool, merge_lora: bool):
+    def __init__(self, tokenizer: Any, eval_generation: bool, max_new_tokens: int, export: bool, merge_lora: bool,
+                 reward: ErrorCategoryReward | None = None):
         super().__init__()
         self.tokenizer = tokenizer
-        self.evaluation = GenerationEvaluation(max_new_tokens) if eval_generation else None
+        self.evaluation = GenerationEvaluation(max_new_tokens, reward=reward) if eval_generation else None
         self.export, self.merge_lora = export, merge_lora
 
     def eval_loss(self, batch: dict[str, torch.Tensor], stage: str) -> None:

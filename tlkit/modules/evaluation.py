@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tlkit.data.batching import PromptBatch
+from tlkit.irm import ErrorCategoryReward
 from tlkit.records import RecordError
 from tlkit.scoring.metrics import (
     ContentFillingAccuracy,
@@ -105,14 +106,16 @@ class EvalSet(nn.Module):
 class GenerationEvaluation(nn.Module):
     """Scores generated calls per eval set; `step` per prompt batch, `epoch_end` logs and writes."""
 
-    def __init__(self, max_new_tokens: int = 128, samples_to_log: int = 4):
+    def __init__(self, max_new_tokens: int = 128, samples_to_log: int = 4, reward: ErrorCategoryReward | None = None):
         super().__init__()
         self.max_new_tokens, self.samples_to_log = max_new_tokens, samples_to_log
+        self.reward = reward  # PPO's: each set's mean reward is logged too (`<stage>/<set>/reward`)
         self.sets = nn.ModuleDict()
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.seconds = 0.0
 
-    def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch, stage: str) -> list[dict[str, Any]]:
+    def step(self, module: L.LightningModule, model: Any, tokenizer: Any, batch: PromptBatch,
+             stage: str) -> list[dict[str, Any]]:
         """Generate, parse and score one prompt batch; returns its prediction rows."""
         started = time.perf_counter()
         stops = stop_token_ids(model, tokenizer)  # the template's end of turn is found by rendering: once a batch
@@ -146,7 +149,10 @@ class GenerationEvaluation(nn.Module):
         for key in sorted({k for k in self.rows if k.startswith(f"{stage}/")}):
             metrics = self.sets[slot(key)]
             values = {"ts": metrics.ts.compute(), "pi": metrics.pi.compute(), "cf": metrics.cf.compute()}
-            values.update({f"category/{c}": v for c, v in metrics.categories.compute().items()})
+            shares = metrics.categories.compute()
+            values.update({f"category/{c}": v for c, v in shares.items()})
+            if self.reward is not None:  # each record counted once, as the shares are
+                values["reward"] = sum(share * self.reward(c) for c, share in shares.items())
             if stage != "predict":  # Lightning does not log while predicting; the table and files say it all
                 module.log_dict({f"{key}/{name}": value for name, value in values.items()}, add_dataloader_idx=False)
             table.append((key.split("/", 1)[1], int(metrics.n.compute()), values))
@@ -169,12 +175,14 @@ class GenerationEvaluation(nn.Module):
         stage, name = key.split("/", 1)
         folder = Path(log_dir) / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / prediction_file(stage, trainer.global_step, name, trainer.global_rank if trainer.world_size > 1 else None)
+        path = folder / prediction_file(stage, trainer.global_step, name,
+                                        trainer.global_rank if trainer.world_size > 1 else None)
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         experiment = getattr(trainer.logger, "experiment", None)
         if trainer.is_global_zero and hasattr(experiment, "add_text"):
             samples = "\n\n".join(
-                f"**{row['id']}** ({row['category']})  \nprediction: `{row['prediction'].strip()[:300]}`  \ngold: `{json.dumps(row['gold'])[:300]}`"
+                f"**{row['id']}** ({row['category']})  \nprediction: `{row['prediction'].strip()[:300]}`  \n"
+                f"gold: `{json.dumps(row['gold'])[:300]}`"
                 for row in rows[: self.samples_to_log]
             )
             experiment.add_text(f"{key}/samples", samples, trainer.global_step)

@@ -41,7 +41,8 @@ def load_policy(path: str, tokenizer: Any, dtype: str | None) -> nn.Module:
     if path.endswith(".ckpt"):
         from tlkit.modules.sft import WeightedSFT
 
-        return WeightedSFT.load_from_checkpoint(path, tokenizer=tokenizer, map_location="cpu", eval_generation=False).policy
+        return WeightedSFT.load_from_checkpoint(path, tokenizer=tokenizer, map_location="cpu",
+                                                eval_generation=False).policy
     return load_causal_lm(path, dtype)
 
 
@@ -123,12 +124,14 @@ class ErrorAwarePPO(ToolCallModule):
         actor_optimizer: OptimizerCallable = torch.optim.AdamW,
         critic_optimizer: OptimizerCallable = torch.optim.AdamW,
     ):
-        super().__init__(tokenizer, eval_generation, max_new_tokens, export, merge_lora)
+        reward = reward or ErrorCategoryReward()
+        # Validation also reports the mean reward of its greedy answers: the same prompts before and after.
+        super().__init__(tokenizer, eval_generation, max_new_tokens, export, merge_lora, reward)
         self.save_hyperparameters(ignore=["tokenizer", "reward", "kl", "actor_optimizer", "critic_optimizer"])
         if advantage != "gae" and not do_sample:
             raise ValueError(f"advantage: {advantage} compares {group_size} answers per prompt: set do_sample: true")
         self.automatic_optimization = False
-        self.reward = reward or ErrorCategoryReward()
+        self.reward = reward
         self.kl = kl or rl.FixedKL(0.3)
         self.actor_optimizer, self.critic_optimizer = actor_optimizer, critic_optimizer
         self.policy = apply_lora(load_policy(model, tokenizer, dtype), lora)
@@ -153,7 +156,8 @@ class ErrorAwarePPO(ToolCallModule):
             logits = logits / self.hparams.temperature
         return logits, hidden
 
-    def reference_logprobs(self, sequences: torch.Tensor, attention_mask: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    def reference_logprobs(self, sequences: torch.Tensor, attention_mask: torch.Tensor,
+                           responses: torch.Tensor) -> torch.Tensor:
         if self.reference is not None:
             logits, _ = self.response_logits(self.reference, sequences, attention_mask, responses.shape[1])
             return rl.logprobs_from_logits(logits, responses)
@@ -167,7 +171,8 @@ class ErrorAwarePPO(ToolCallModule):
         if self.value_trunk is None:  # shared trunk: the policy's hidden states, detached
             return self.value_head(policy_hidden.detach().float()).squeeze(-1)
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        hidden = self.value_trunk(input_ids=sequences, attention_mask=attention_mask, position_ids=positions, use_cache=False)
+        hidden = self.value_trunk(input_ids=sequences, attention_mask=attention_mask, position_ids=positions,
+                                  use_cache=False)
         return self.value_head(hidden.last_hidden_state[:, -width - 1 : -1].float()).squeeze(-1)
 
     # --- rollout --------------------------------------------------------------------------
@@ -193,13 +198,15 @@ class ErrorAwarePPO(ToolCallModule):
         stops = torch.isin(responses, torch.tensor(stop_ids, device=responses.device)).long()
         ended_before = stops.cumsum(-1) - stops
         response_mask = (ended_before == 0).float()
-        texts = self.tokenizer.batch_decode(responses * response_mask.long() + eos * (1 - response_mask.long()), skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(responses * response_mask.long() + eos * (1 - response_mask.long()),
+                                            skip_special_tokens=True)
         scores, categories = self.score(texts, batch, batch.call_format)
 
         sequences = torch.cat([batch.input_ids, responses], dim=1)
         attention_mask = torch.cat([batch.attention_mask, response_mask.long()], dim=1)
         width = responses.shape[1]
-        logits, hidden = self.response_logits(self.policy, sequences, attention_mask, width, hidden_states=self.value_head is not None and self.value_trunk is None)
+        logits, hidden = self.response_logits(self.policy, sequences, attention_mask, width,
+                                              hidden_states=self.value_head is not None and self.value_trunk is None)
         logprobs = rl.logprobs_from_logits(logits, responses)
         ref_logprobs = self.reference_logprobs(sequences, attention_mask, responses)
         kl_coef = self.kl.value  # logged as the β of this step: the controller updates it after the step
@@ -233,20 +240,25 @@ class ErrorAwarePPO(ToolCallModule):
                 if not mask.any():
                     continue
                 shared = self.value_head is not None and self.value_trunk is None
-                logits, hidden = self.response_logits(self.policy, rollout.sequences[idx], rollout.attention_mask[idx], width, shared)
+                logits, hidden = self.response_logits(self.policy, rollout.sequences[idx], rollout.attention_mask[idx],
+                                                      width, shared)
                 logprobs = rl.logprobs_from_logits(logits, rollout.sequences[idx, -width:])
-                loss, pstats = rl.policy_loss(logprobs, rollout.logprobs[idx], rollout.advantages[idx], mask, hp.clip_range)
+                loss, pstats = rl.policy_loss(logprobs, rollout.logprobs[idx], rollout.advantages[idx], mask,
+                                              hp.clip_range)
                 self.optimizer_update(actor_opt, loss)
-                totals.update({"policy_loss": float(loss.detach()), "entropy": float(rl.masked_mean(rl.entropy_from_logits(logits.detach()), mask)),
+                totals.update({"policy_loss": float(loss.detach()),
+                               "entropy": float(rl.masked_mean(rl.entropy_from_logits(logits.detach()), mask)),
                                **{k: float(v) for k, v in pstats.items()}})
                 if critic_opt is not None:
                     values = self.values(rollout.sequences[idx], rollout.attention_mask[idx], width, hidden)
-                    vloss, vstats = rl.value_loss(values, rollout.values[idx], rollout.returns[idx], mask, hp.value_clip)
+                    vloss, vstats = rl.value_loss(values, rollout.values[idx], rollout.returns[idx], mask,
+                                                  hp.value_clip)
                     self.optimizer_update(critic_opt, vloss)
                     totals.update({"value_loss": float(vloss.detach()), **{k: float(v) for k, v in vstats.items()}})
                 updates += 1
         self.kl.update(stats["kl"], stats["answers"])
-        self.log_rollout(stats, rollout, totals, updates, rollout_seconds, time.perf_counter() - started - rollout_seconds)
+        self.log_rollout(stats, rollout, totals, updates, rollout_seconds,
+                         time.perf_counter() - started - rollout_seconds)
 
     def all_reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
         """`x` summed over processes by the Trainer's strategy (DDP, FSDP, ...); unchanged in one process."""
@@ -266,7 +278,8 @@ class ErrorAwarePPO(ToolCallModule):
                 "ppo/update_seconds": update_seconds}
         logs.update({f"ppo/{k}": v / max(updates, 1) for k, v in totals.items()})
         if self.value_head is not None:
-            logs["ppo/explained_variance"] = rl.explained_variance(rollout.values, rollout.returns, rollout.response_mask)
+            logs["ppo/explained_variance"] = rl.explained_variance(rollout.values, rollout.returns,
+                                                                   rollout.response_mask)
         shares = Counter(c.value for c in stats["categories"])
         logs.update({f"ppo/category/{c.value}": shares[c.value] / n for c in Category})
         self.log_dict(logs, prog_bar=False, batch_size=n)
@@ -274,8 +287,10 @@ class ErrorAwarePPO(ToolCallModule):
         experiment = getattr(self.logger, "experiment", None)
         every = self.hparams.log_samples_every_n_steps
         if every and self.global_step % every == 0 and hasattr(experiment, "add_text") and self.trainer.is_global_zero:
-            lines = [f"**{e.id}** {c.value} ({float(s):+.2f})  \nanswer: `{t.strip()[:300]}`  \ngold: `{'; '.join(f'{g.name}({g.arguments})' for g in e.gold)}`"
-                     for e, t, c, s in list(zip(stats["examples"], stats["texts"], stats["categories"], stats["scores"]))[:4]]
+            lines = [f"**{e.id}** {c.value} ({float(s):+.2f})  \nanswer: `{t.strip()[:300]}`  \n"
+                     f"gold: `{'; '.join(f'{g.name}({g.arguments})' for g in e.gold)}`"
+                     for e, t, c, s in list(zip(stats["examples"], stats["texts"], stats["categories"],
+                                                stats["scores"]))[:4]]
             experiment.add_text("ppo/samples", "\n\n".join(lines), self.global_step)
 
     def configure_optimizers(self) -> Any:

@@ -66,14 +66,17 @@ class WeightedSFT(ToolCallModule):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {model} embeds only "
                              f"{self.policy.get_input_embeddings().num_embeddings}: they do not belong together")
         if gradient_checkpointing:  # transformers 5 names it activation checkpointing
-            enable = getattr(self.policy, "activation_checkpointing_enable", None) or self.policy.gradient_checkpointing_enable
+            enable = (getattr(self.policy, "activation_checkpointing_enable", None)
+                      or self.policy.gradient_checkpointing_enable)
             enable()
         # Teacher-forced top-1 accuracy at key tokens: PKT's own target, readable before generation works.
         self.key_accuracy = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: torch.Tensor | int = 0) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                logits_to_keep: torch.Tensor | int = 0) -> torch.Tensor:
         """Logits (b, s, v); with a boolean (b, s) `logits_to_keep`, (n, v) for its n True positions."""
-        return self.policy(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep, use_cache=False).logits
+        return self.policy(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep,
+                           use_cache=False).logits
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weighted loss, plain CE, the mean key-token weight of a batch and, in evaluation, whether
@@ -91,7 +94,8 @@ class WeightedSFT(ToolCallModule):
         key_weight = torch.where(n_key > 0, (weights * key).sum() / n_key.clamp(min=1), 1.0)  # no branch on device data
         out = {"loss": loss, "ce": ce, "key_weight": key_weight, "tokens": supervised.sum()}
         if not self.training:  # evaluation only: one more boolean indexing, and an argmax
-            out["key_correct"] = logits[key[supervised]].argmax(-1) == targets[key]  # logits: row-major over `supervised`
+            # logits: row-major over `supervised`
+            out["key_correct"] = logits[key[supervised]].argmax(-1) == targets[key]
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -41,6 +41,11 @@ def before_after_table(first: Evaluation, last: Evaluation) -> str:
         b, a = before.get(name, {}), after.get(name, {})
         cells = " ".join(f"{percent(b.get(m)):>5s} -> {percent(a.get(m)):>5s}" for m in ("ts", "pi", "cf"))
         lines.append(f"{name[:28]:28s}  {cells}  {top_categories(b)} | {top_categories(a)}")
+    rewarded = [name for name in sorted(set(before) & set(after))
+                if "reward" in before[name].keys() & after[name].keys()]
+    if rewarded:  # PPO: its reward on the same prompts, greedy, unlike the rollouts' (new prompts, sampled)
+        lines.append("mean reward of the greedy answers, the same prompts: " + ", ".join(
+            f"{name} {before[name]['reward']:+.2f} -> {after[name]['reward']:+.2f}" for name in rewarded))
     return "\n".join(lines)
 
 
