@@ -24,8 +24,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments/models/tiny-llama"
-# The full public data beside the repository (as the tests find it), else the subsets the repository ships.
-DATA_ROOT = ROOT.parent / "shared/data" if (ROOT.parent / "shared/data").is_dir() else ROOT / "experiments/data"
+# The full public data, in the repository beside the tests (the same files on every clone).
+DATA_ROOT = ROOT / "tests/fixtures/public_data"
 DATASETS = {  # name: (tlkit reader, its file under the data root: the full one, else the shipped subset)
     "bfcl_simple": ("bfcl", ["bfcl_v3/BFCL_v3_simple.json"]),
     "toolalpaca_golden": ("toolalpaca_golden", ["toolalpaca_golden/golden-eval_mix.json",
@@ -59,7 +59,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, data: bool = True) -> 
     if data:
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--data-root", default=str(DATA_ROOT),
-                            help="data folder (default: ../shared/data beside the repository, else experiments/data)")
+                            help="data folder (default: tests/fixtures/public_data, the full public data)")
 
 
 def model_folder(hidden: int | None, layers: int | None, out: Path, intermediate: int | None = None,

@@ -8,7 +8,7 @@
 Every system trains the same Llama (built from experiments/models/tiny-llama/config.json, or
 another shape with --hidden / --layers / --intermediate / --heads / --kv-heads, same seed, float32,
 CPU unless --device cuda) with AdamW (same lr, weight decay), gradient clipping at 1.0, the same
-batch size and max length, on the same real data (/work/shared/data), rendered in tlkit's `paper`
+batch size and max length, on the same real data (tests/fixtures/public_data), rendered in tlkit's `paper`
 format with MAE on. `--precision bf16` runs every system in bf16 mixed precision: float32 weights,
 gradients and AdamW states, the forward pass and loss under bf16 autocast (Lightning's
 `precision="bf16-mixed"`, `torch.autocast` in the plain loops, TRL's `bf16=True`).

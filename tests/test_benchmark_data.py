@@ -18,9 +18,11 @@ def common():
     return module
 
 
-def test_default_data_root_is_the_shared_folder_or_the_shipped_one(common):
-    shared = ROOT.parent / "shared/data"
-    assert common.DATA_ROOT == (shared if shared.is_dir() else ROOT / "experiments/data")
+def test_default_data_root_is_the_full_public_data_in_the_repository(common):
+    assert common.DATA_ROOT == ROOT / "tests/fixtures/public_data"
+    for name in common.DATASETS:  # the full files, not the shipped subsets
+        path, _ = common.data_path(common.DATA_ROOT, name)
+        assert "subset" not in Path(path).name and Path(path).is_relative_to(common.DATA_ROOT)
 
 
 @pytest.mark.parametrize("name", ["bfcl_simple", "toolalpaca_golden", "glaive"])

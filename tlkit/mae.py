@@ -6,7 +6,8 @@ HTTP 2xx status, API-Bank's null `exception`) is trusted too. Otherwise (no verd
 text decides: substrings, compared case- and punctuation-insensitively as the reference does, and
 regexes. The defaults are the reference's list (Junjie-Ye/TL-Training, `code/mae/mae.py`) read
 as the failures it names, plus HTTP statuses and common API failure messages; measured on every
-tool reply of the shared data in `tests/fixtures/mae/labelled_feedback.jsonl` (docs/mae.md).
+tool reply of the public data (tests/fixtures/public_data) in `tests/fixtures/mae/labelled_feedback.jsonl`
+(docs/mae.md).
 """
 
 from __future__ import annotations
