@@ -118,36 +118,38 @@ class Run:
                 "generated": sum(generated_tokens(new, stops) for _, new in self.outputs)}
 
 
-def row_tlkit(model: Any, tokenizer: Any, loaders: list, max_new_tokens: int, stops: list[int]) -> Run:
-    """Validation's loop: each prompt loader in turn, `generate` and `answer_texts` per batch."""
+def answer(model: Any, tokenizer: Any, batches: Any, max_new_tokens: int, stops: list[int]) -> Run:
+    """`generate` and `answer_texts` for each `(eval set index, PromptBatch)`, as validation does per batch."""
     from tlkit.modules.evaluation import answer_texts, generate
 
     run = Run()
-    for s, loader in enumerate(loaders):
-        for batch in loader:
-            new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, max_new_tokens, stops)
-            texts = answer_texts(tokenizer, new_tokens, stops, keep_special=batch.call_format == "auto")
-            run.add([(s, e.index) for e in batch.examples], texts, batch.attention_mask, new_tokens)
+    for s, batch in batches:
+        new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, max_new_tokens, stops)
+        texts = answer_texts(tokenizer, new_tokens, stops, keep_special=batch.call_format == "auto")
+        run.add([(s, e.index) for e in batch.examples], texts, batch.attention_mask, new_tokens)
     return run
+
+
+def row_tlkit(model: Any, tokenizer: Any, loaders: list, max_new_tokens: int, stops: list[int]) -> Run:
+    """Validation's loop: each prompt loader in turn, in its order."""
+    batches = ((s, batch) for s, loader in enumerate(loaders) for batch in loader)
+    return answer(model, tokenizer, batches, max_new_tokens, stops)
 
 
 def row_sorted(model: Any, tokenizer: Any, loaders: list, max_new_tokens: int, stops: list[int]) -> Run:
     """Each eval set's prompts sorted by token length, longest first, cut into batches, then as `row_tlkit`."""
-    from tlkit.modules.evaluation import answer_texts, generate
+    def sorted_batches():
+        for s, loader in enumerate(loaders):
+            examples = loader.dataset
+            if not examples:
+                continue
+            ids = tokenizer([e.prompt for e in examples], add_special_tokens=True)["input_ids"]
+            lengths = [len(i) for i in ids]
+            order = sorted(range(len(examples)), key=lambda i: -lengths[i])
+            for start in range(0, len(order), loader.batch_size):
+                yield s, loader.collate_fn([examples[i] for i in order[start : start + loader.batch_size]])
 
-    run = Run()
-    for s, loader in enumerate(loaders):
-        examples = loader.dataset
-        if not examples:
-            continue
-        lengths = [len(ids) for ids in tokenizer([e.prompt for e in examples], add_special_tokens=True)["input_ids"]]
-        order = sorted(range(len(examples)), key=lambda i: -lengths[i])
-        for start in range(0, len(order), loader.batch_size):
-            batch = loader.collate_fn([examples[i] for i in order[start : start + loader.batch_size]])
-            new_tokens = generate(model, tokenizer, batch.input_ids, batch.attention_mask, max_new_tokens, stops)
-            texts = answer_texts(tokenizer, new_tokens, stops, keep_special=batch.call_format == "auto")
-            run.add([(s, e.index) for e in batch.examples], texts, batch.attention_mask, new_tokens)
-    return run
+    return answer(model, tokenizer, sorted_batches(), max_new_tokens, stops)
 
 
 def row_hf(model: Any, tokenizer: Any, loaders: list, max_new_tokens: int, stops: list[int]) -> Run:
