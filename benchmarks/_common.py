@@ -95,12 +95,47 @@ def model_folder(hidden: int | None, layers: int | None, out: Path, intermediate
     return out
 
 
+def source_folder(source: str) -> Path:
+    """The plain Hugging Face folder a tlkit model source names (a folder, a .gguf file or a bundled short name,
+    `tlkit.models.resolve_model_source`: a GGUF is converted once, into tlkit's cache), as an absolute path. A
+    relative path that does not exist from here is tried from the repository's root."""
+    from tlkit.models import resolve_model_source
+
+    if not Path(source).expanduser().exists() and (ROOT / source).exists():
+        source = str(ROOT / source)
+    return Path(resolve_model_source(source)).resolve()
+
+
 @contextmanager
-def model_and_cache(hidden: int | None, layers: int | None, **shape: int | None) -> Iterator[tuple[Path, str]]:
+def model_and_cache(hidden: int | None, layers: int | None, source: str | None = None,
+                    **shape: int | None) -> Iterator[tuple[Path, str]]:
     """A temporary folder with the model folder (`model_folder`, `shape` its other keywords) and a data cache in it,
-    removed afterwards."""
+    removed afterwards. With `source`, the model is that source's folder (`source_folder`) instead, left as it is."""
     with tempfile.TemporaryDirectory(prefix="tlkit-bench-") as tmp:
-        yield model_folder(hidden, layers, Path(tmp) / "model", **shape), str(Path(tmp) / "cache")
+        model = source_folder(source) if source else model_folder(hidden, layers, Path(tmp) / "model", **shape)
+        yield model, str(Path(tmp) / "cache")
+
+
+def parameter_counts(folder: Path, lora: dict[str, Any] | None = None) -> tuple[int, int]:
+    """(all, trainable) parameters of the model `folder` describes, with a peft LoRA adapter of `lora`'s
+    `LoraConfig` keywords if given (then only the adapter trains), counted on the meta device: no weights are
+    read or allocated. Tied weights count once, as `model.parameters()` yields them."""
+    import warnings
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # library deprecation notes, on the parent's output
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    if not lora:
+        model.requires_grad_(True)
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
 def layer_matmul_params(c: Any) -> int:
