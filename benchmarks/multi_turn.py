@@ -38,22 +38,22 @@ def build_rows(path: str, reader: str, tokenizer, max_length: int):
     from tlkit.data.features import encode
     from tlkit.data.readers import read_trajectories
     from tlkit.data.render import render
-    from tlkit.mae import ErrorDetector, masked_turns
+    from tlkit.mae import ErrorDetector, mark_untrained
     from tlkit.records import Trajectory
 
     detector = ErrorDetector()
     one_pass, expanded = [], []
     for trajectory in read_trajectories(path, reader):
-        row = encode(trajectory, tokenizer, "paper", max_length, detector)
+        trajectory = mark_untrained(trajectory, detector)
+        row = encode(trajectory, tokenizer, "paper", max_length)
         if row["n_turns"]:  # as the DataModule: nothing to train, not fed
             one_pass.append(row)
-        masked = masked_turns(trajectory, detector)
         for target in render(trajectory, "paper", tokenizer).targets:
-            if target.message_index in masked:
+            if trajectory.messages[target.message_index].untrained is not None:
                 continue
             prefix = Trajectory(trajectory.id, trajectory.tools, trajectory.messages[: target.message_index + 1],
                                 trajectory.meta)
-            row = encode(prefix, tokenizer, "paper", max_length, None)
+            row = encode(prefix, tokenizer, "paper", max_length)
             last = row["n_turns"] - 1  # the prefix ends with this turn: train it alone
             keep = [t == last for t in row["turn_ids"]]
             row["turn_ids"] = [0 if k else -1 for k in keep]

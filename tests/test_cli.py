@@ -29,6 +29,10 @@ def test_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--data.train", "--data.mae", "--data.max_length", "--model CONFIG", "--trainer.max_steps"):
         assert option in text, option
+    assert "tlkit.WeightedSFT" in text and "tlkit.ErrorAwarePPO" in text  # the known modules, by name
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.help", "WeightedSFT"])  # a short name resolves too
+    assert "--model.loss" in capsys.readouterr().out
 
 
 def test_usage_and_an_unknown_command_list_every_verb(capsys):

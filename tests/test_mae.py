@@ -120,3 +120,6 @@ def test_mark_untrained_marks_the_failed_call_and_nothing_else():
     assert marked.messages[1].tool_calls == call.tool_calls and trajectory.messages[1].untrained is None  # a copy
     fine = Trajectory("u", (), (Message("user", "x"), call, Message("tool", '{"hits": 3}')))
     assert mark_untrained(fine, ErrorDetector()) is fine
+    by_hand = Trajectory("v", (), (Message("user", "x"), Message("assistant", "", call.tool_calls, untrained="mine"),
+                                   Message("tool", TOOLBENCH_400)))
+    assert mark_untrained(by_hand, ErrorDetector()).messages[1].untrained == "mine"  # the record's mark stays

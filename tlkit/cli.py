@@ -17,6 +17,9 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from tlkit.allocator import fix_mmap_threshold
 from tlkit.callbacks import RunSummary, StepProgressBar
 from tlkit.data.datamodule import ToolCallDataModule
+# Imported so that LightningCLI lists them as the known modules (`--help`, `--model WeightedSFT`).
+from tlkit.modules.ppo import ErrorAwarePPO  # noqa: F401
+from tlkit.modules.sft import WeightedSFT  # noqa: F401
 from tlkit.records import RecordError
 
 TRAINER_DEFAULTS = {

@@ -114,5 +114,6 @@ def mark_untrained(trajectory: Trajectory, detector: ErrorDetector) -> Trajector
     masked = masked_turns(trajectory, detector)
     if not masked:
         return trajectory
-    messages = tuple(replace(m, untrained=masked[i]) if i in masked else m for i, m in enumerate(trajectory.messages))
+    messages = tuple(replace(m, untrained=masked[i]) if i in masked and m.untrained is None else m
+                     for i, m in enumerate(trajectory.messages))  # a mark the record carries stays
     return replace(trajectory, messages=messages)

@@ -46,13 +46,14 @@ def tool_from_dict(spec: Any, fail: Callable[[str, str], RecordError], where: st
         raise fail(where, "expected an object with 'name', 'description', 'parameters'")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise fail(f"{where}.name", "expected a non-empty string")
-    parameters = spec.get("parameters") or {"type": "object", "properties": {}}
-    if not isinstance(parameters, dict) or not isinstance(parameters.get("properties", {}), dict):
-        raise fail(f"{where}.parameters", "expected a JSON schema object with 'properties'")
+        got = "missing" if name is None else f"got {name!r}" if isinstance(name, str) else f"got {type(name).__name__}"
+        raise fail(f"{where}.name", f"expected a non-empty string ({got})")
     description = spec.get("description") or ""
     if not isinstance(description, str):
         raise fail(f"{where}.description", f"expected a string, got {type(description).__name__}")
+    parameters = spec.get("parameters") or {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict) or not isinstance(parameters.get("properties", {}), dict):
+        raise fail(f"{where}.parameters", "expected a JSON schema object with 'properties'")
     return Tool(name, description, parameters)
 
 

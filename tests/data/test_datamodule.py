@@ -41,6 +41,25 @@ def test_train_prompts_are_the_call_turns_mae_keeps(public_data, tmp_path):
     assert batch.input_ids.shape[0] == 8 and (batch.attention_mask[:, -1] == 1).all()  # left-padded prompts
 
 
+def test_a_turn_the_record_marks_untrained_gets_no_loss_and_is_not_counted_as_mae(tmp_path):
+    import json
+
+    from tlkit.data.readers import read_trajectories
+
+    records = [r.to_dict() for r in read_trajectories(str(SHIPPED / "seal_tools/test_in_domain_subset.jsonl"),
+                                                       "seal_tools")][:4]
+    records[0]["messages"][-1]["untrained"] = "judged wrong by hand"
+    path = tmp_path / "marked.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    dm = ToolCallDataModule(MODEL, train=[DataFile(str(path))], mae=True, cache_dir=str(tmp_path / "cache"))
+    dm.setup("fit")
+    features = dm.features["train"]
+    assert len(features) == 3 and records[0]["id"] not in features["id"]  # its one call turn untrained: no loss
+    assert sum(dm.prepare_split("train")[1]["marked_in_data"]) == 0  # the rows left all train
+    assert dm.masked_turn_counts() == {}  # not MAE's doing
+    assert records[0]["id"] not in {e.id for e in dm.train_prompts()}  # and no PPO prompt
+
+
 def test_bad_record_surfaces_with_its_location(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "messages": [{"role": "robot", "content": "hi"}]}\n')

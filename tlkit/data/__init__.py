@@ -1,1 +1,1 @@
-"""Data: records, readers, MAE, rendering, tokenisation and the DataModule."""
+"""Data: readers, loading and caching, noise, rendering, tokenisation, batching and the DataModule."""

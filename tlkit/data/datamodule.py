@@ -142,7 +142,14 @@ class ToolCallDataModule(L.LightningDataModule):
                                                           self.detector)
 
         def featurize(row: dict[str, Any]) -> dict[str, Any]:
-            return encode(trajectory_of(row, detector), tokenizer, prompt_format, max_length)
+            given = Trajectory.from_json(row["record"])
+            marked = given if detector is None else mark_untrained(given, detector)
+            features = encode(marked, tokenizer, prompt_format, max_length)
+            # MAE's reasons alone: turns the record itself marks untrained are counted apart
+            features["masked"] = sorted(m.untrained for g, m in zip(given.messages, marked.messages)
+                                        if g.untrained is None and m.untrained is not None)
+            features["marked_in_data"] = sum(g.untrained is not None for g in given.messages)
+            return features
 
         features = records.map(featurize, new_fingerprint=fingerprint, desc=f"tokenising {split}")
         if split == "train":
@@ -153,9 +160,11 @@ class ToolCallDataModule(L.LightningDataModule):
             (source, "unfit" if cut == n else "cut") for source, truncated, n, cut in zip(*columns) if truncated)
         cut_turns = sum(features["cut_turns"])
         trained = sum(features["n_turns"]) - cut_turns
+        by_hand = sum(features["marked_in_data"])
         rank_zero_info(
             f"tlkit data [{split}]: {len(features)} trajectories, {trained} trained turns, "
             f"{sum(len(m) for m in features['masked'])} masked by MAE, "
+            + (f"{by_hand} marked untrained in the data, " if by_hand else "") +
             f"{sum(features['truncated'])} cut at {max_length} tokens"
             f" ({cut_turns} turns past it)"
         )

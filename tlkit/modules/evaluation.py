@@ -129,7 +129,8 @@ class GenerationEvaluation(nn.Module):
         verdicts = []
         for example, text in zip(batch.examples, texts):
             try:
-                verdict = judge(text, example.gold, example.tools, example.meta, example.format, batch.call_format)
+                verdict = judge(text, example.gold, example.tools, example.meta, example.format, batch.call_format,
+                                self.reward is not None and self.reward.strict)  # PPO's own judging
             except AnswerKeyError as e:
                 raise RecordError(example.source, example.id, e.field, e.problem) from None
             verdicts.append(verdict)
